@@ -1,0 +1,158 @@
+"""Where models live and how a name becomes a model.
+
+Two places hold models: the shipped zoo in the project's `assets/` and the user's own directory
+(`$LM_PLAYGROUND_HOME`, default `~/.lm-playground`, models under `models/`). A zoo entry is either a full
+checkpoint or a *recipe* (`recipe.json`): n-gram count tables are large but quick to rebuild, so the zoo
+ships the recipe and the first load builds the model and caches it under the user directory's `cache/`.
+
+Names are validated before they become paths (`[a-z0-9][a-z0-9._-]*`, no `..`), so no name can reach
+outside its directory. A model can also be named by a path to a checkpoint directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import threading
+from pathlib import Path
+from typing import Any
+
+from lm.checkpoint import CONFIG_FILE, TOKENIZER_FILE, LoadedModel, load_checkpoint, save_checkpoint
+from lm.errors import LMError
+
+ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
+RECIPE_FILE = "recipe.json"
+_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+_build_lock = threading.Lock()
+
+
+def home_dir() -> Path:
+    return Path(os.environ.get("LM_PLAYGROUND_HOME") or Path.home() / ".lm-playground").expanduser()
+
+
+def user_models_dir() -> Path:
+    return home_dir() / "models"
+
+
+def cache_dir() -> Path:
+    return home_dir() / "cache"
+
+
+def validate_name(name: str) -> str:
+    """Return `name` if it is safe to use as a directory name, else raise LMError."""
+    if not isinstance(name, str) or not _NAME.match(name) or ".." in name:
+        raise LMError(f"invalid model name {name!r}: use 1-64 lowercase letters, digits, '.', '_' or '-', "
+                      "starting with a letter or digit")
+    return name
+
+
+@dataclasses.dataclass
+class ModelInfo:
+    name: str
+    source: str  # "zoo" or "user"
+    path: Path
+    family: str
+    kind: str  # ngram | rnn | gru | lstm | transformer | gpt2
+    tokenizer: str  # char | bpe
+    corpus: str
+    parameters: int | None
+    valid_bits_per_char: float | None
+    description: str
+
+    def to_json(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["path"] = str(self.path)
+        return out
+
+
+def _info(path: Path, source: str) -> ModelInfo | None:
+    """Describe a model directory from its config.json or recipe.json without loading tensors."""
+    recipe = path / RECIPE_FILE
+    file = recipe if recipe.is_file() else path / CONFIG_FILE
+    try:
+        meta = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if not isinstance(meta, dict):
+        return None
+    model = meta.get("model", {}) if isinstance(meta.get("model"), dict) else {}
+    if meta.get("model_type") == "gpt2":  # a Hugging Face GPT-2 directory
+        model = {"family": "transformer", "cell": "gpt2"}
+        meta = {"tokenizer": {"kind": "bpe"}, "corpus": {"name": "webtext (GPT-2)"}}
+    family = str(model.get("family", "?"))
+    metrics = meta.get("metrics", {}) if isinstance(meta.get("metrics"), dict) else {}
+    bpc = metrics.get("valid_bits_per_char")
+    return ModelInfo(
+        name=path.name, source=source, path=path, family=family,
+        kind=str(model.get("cell") or family), tokenizer=str(meta.get("tokenizer", {}).get("kind", "?")),
+        corpus=str(meta.get("corpus", {}).get("name", "?")), parameters=meta.get("parameters"),
+        valid_bits_per_char=float(bpc) if isinstance(bpc, (int, float)) else None,
+        description=str(meta.get("description", "")),
+    )
+
+
+def list_models() -> list[ModelInfo]:
+    """Every model the app can load: the zoo first, then the user's own, each sorted by name."""
+    found: list[ModelInfo] = []
+    for source, root in (("zoo", ASSETS_DIR), ("user", user_models_dir())):
+        if not root.is_dir():
+            continue
+        for path in sorted(root.iterdir()):
+            if path.is_dir() and _NAME.match(path.name):
+                info = _info(path, source)
+                if info is not None:
+                    found.append(info)
+    return found
+
+
+def resolve(name_or_path: str) -> Path:
+    """The directory of a model given by registry name or by a path to a checkpoint directory."""
+    if not isinstance(name_or_path, str) or not name_or_path.strip():
+        raise LMError("no model given")
+    looks_like_path = os.sep in name_or_path or name_or_path.startswith(".") or (os.altsep or "\0") in name_or_path
+    if looks_like_path:
+        path = Path(name_or_path).expanduser()
+        if path.is_dir():
+            return path
+        raise LMError(f"no model directory at {name_or_path}")
+    name = validate_name(name_or_path)
+    for root in (user_models_dir(), ASSETS_DIR):
+        if (root / name).is_dir():
+            return root / name
+    known = ", ".join(m.name for m in list_models()) or "none"
+    raise LMError(f"no model named {name!r} (known: {known})")
+
+
+def load_model(name_or_path: str) -> LoadedModel:
+    """Load a model by name or path; a zoo recipe is built once and cached."""
+    path = resolve(name_or_path)
+    if (path / RECIPE_FILE).is_file():
+        return _load_recipe(path)
+    return load_checkpoint(path, name=path.name)
+
+
+def _load_recipe(path: Path) -> LoadedModel:
+    cached = cache_dir() / path.name
+    with _build_lock:  # two sessions asking at once build it once
+        if (cached / CONFIG_FILE).is_file():
+            try:
+                loaded = load_checkpoint(cached, name=path.name)
+                if loaded.meta.get("recipe") == json.loads((path / RECIPE_FILE).read_text(encoding="utf-8")):
+                    return loaded
+            except LMError:
+                pass  # a stale or damaged cache is rebuilt below
+        return build_from_recipe(path, cached)
+
+
+def build_from_recipe(path: Path, destination: Path) -> LoadedModel:
+    """Build the model a zoo recipe describes and save it at `destination`."""
+    from lm.train import build_ngram  # the training module owns every way of producing a model
+
+    recipe = json.loads((path / RECIPE_FILE).read_text(encoding="utf-8"))
+    tokenizer_path = path / TOKENIZER_FILE if (path / TOKENIZER_FILE).is_file() else None
+    model, tokenizer, meta = build_ngram(recipe, tokenizer_path=tokenizer_path)
+    meta.update({"recipe": recipe, "description": recipe.get("description", "")})
+    save_checkpoint(destination, model, tokenizer, meta)
+    return load_checkpoint(destination, name=path.name)

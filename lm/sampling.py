@@ -1,0 +1,217 @@
+"""Sampling knobs as pure functions on logits, and the settings object that carries them.
+
+The knobs are applied in a fixed, documented order — the order the Playground's step mode draws them in:
+
+    1. repetition penalty  (CTRL-style: a seen token's logit is divided by the penalty if positive,
+                            multiplied if negative)
+    2. temperature         (logits / T; T = 0 means greedy: only the arg-max survives)
+    3. top-k               (keep the k highest logits, k clamped to the vocabulary; ties at the k-th
+                            value are broken by token id, as `torch.topk` does, so exactly min(k, V) survive)
+    4. top-p (nucleus)     (keep the smallest set of highest-probability tokens whose mass is >= p)
+    5. min-p               (drop tokens whose probability is below min_p x the top token's probability)
+
+Every function takes logits `[..., V]` and returns logits of the same shape, with `-inf` for cut tokens, so
+the softmax of the result is the distribution that is sampled. Probabilities are always computed in log
+space (`log_softmax`), so tiny temperatures cannot overflow. Randomness only ever comes from the
+`torch.Generator` the caller passes in.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+import torch
+
+from lm.errors import LMError
+
+MAX_NEW_TOKENS = 5000
+MAX_SAMPLES = 16
+MIN_TEMPERATURE = 1e-4
+
+
+@dataclasses.dataclass(frozen=True)
+class SamplingSettings:
+    """Everything that decides what `generate` produces, validated once on creation."""
+
+    temperature: float = 1.0
+    top_k: int = 0  # 0 = off
+    top_p: float = 1.0  # 1.0 = off
+    min_p: float = 0.0  # 0.0 = off
+    repetition_penalty: float = 1.0  # 1.0 = off
+    max_new_tokens: int = 200
+    seed: int = 0
+    samples: int = 1
+    stop: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        def number(name: str, cast: type) -> Any:
+            value = getattr(self, name)
+            if isinstance(value, bool):
+                raise LMError(f"{name} must be a number, got {value!r}")
+            try:
+                converted = cast(value)
+            except (TypeError, ValueError, OverflowError):
+                raise LMError(f"{name} must be a number, got {value!r}") from None
+            if cast is float and not math.isfinite(converted):
+                raise LMError(f"{name} must be a finite number, got {value!r}")
+            if cast is int and converted != float(value):
+                raise LMError(f"{name} must be a whole number, got {value!r}")
+            object.__setattr__(self, name, converted)
+            return converted
+
+        if not 0.0 <= number("temperature", float) <= 10.0:
+            raise LMError(f"temperature must be between 0 and 10 (0 = greedy), got {self.temperature}")
+        if number("top_k", int) < 0:
+            raise LMError(f"top_k must be 0 (off) or a positive number of tokens, got {self.top_k}")
+        if not 0.0 < number("top_p", float) <= 1.0:
+            raise LMError(f"top_p must be in (0, 1] (1 = off), got {self.top_p}")
+        if not 0.0 <= number("min_p", float) < 1.0:
+            raise LMError(f"min_p must be in [0, 1) (0 = off), got {self.min_p}")
+        if not 1.0 <= number("repetition_penalty", float) <= 10.0:
+            raise LMError(f"repetition_penalty must be between 1 (off) and 10, got {self.repetition_penalty}")
+        if not 1 <= number("max_new_tokens", int) <= MAX_NEW_TOKENS:
+            raise LMError(f"max_new_tokens must be between 1 and {MAX_NEW_TOKENS}, got {self.max_new_tokens}")
+        if not 0 <= number("seed", int) < 2**63:
+            raise LMError(f"seed must be a non-negative whole number, got {self.seed}")
+        if not 1 <= number("samples", int) <= MAX_SAMPLES:
+            raise LMError(f"samples must be between 1 and {MAX_SAMPLES}, got {self.samples}")
+        stop = (self.stop,) if isinstance(self.stop, str) else tuple(self.stop)
+        if any(not isinstance(s, str) or not s for s in stop):
+            raise LMError("stop strings must be non-empty text")
+        object.__setattr__(self, "stop", stop)
+
+    def replace(self, **changes: Any) -> "SamplingSettings":
+        return dataclasses.replace(self, **changes)
+
+    def generator(self) -> torch.Generator:
+        """A fresh generator seeded from `seed`: the only source of randomness for one request."""
+        return torch.Generator().manual_seed(self.seed)
+
+    # -- sharing a link -------------------------------------------------------------------------------
+    def to_query(self) -> dict[str, str]:
+        """The settings as URL query parameters (only the ones that differ from the defaults)."""
+        default = SamplingSettings()
+        out: dict[str, str] = {}
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if value != getattr(default, field.name):
+                out[field.name] = "\x1f".join(value) if field.name == "stop" else str(value)
+        return out
+
+    def to_query_string(self) -> str:
+        return urlencode(self.to_query())
+
+    @classmethod
+    def from_query(cls, params: dict[str, str] | str) -> "SamplingSettings":
+        """Settings from query parameters; unknown keys are ignored, bad values raise LMError."""
+        if isinstance(params, str):
+            params = dict(parse_qsl(params.lstrip("?")))
+        names = {f.name for f in dataclasses.fields(cls)}
+        values: dict[str, Any] = {k: v for k, v in params.items() if k in names}
+        if "stop" in values:
+            values["stop"] = tuple(s for s in str(values["stop"]).split("\x1f") if s)
+        for key in ("top_k", "max_new_tokens", "seed", "samples"):
+            if key in values:
+                try:
+                    values[key] = int(str(values[key]))
+                except ValueError:
+                    raise LMError(f"{key} must be a whole number, got {values[key]!r}") from None
+        return cls(**values)
+
+
+# -- the knobs, each a pure function ----------------------------------------------------------------
+def apply_repetition_penalty(logits: torch.Tensor, history: torch.Tensor | None, penalty: float) -> torch.Tensor:
+    """Discourage tokens already in `history` (LongTensor [B, T] or [T]): CTRL's rule."""
+    if penalty == 1.0 or history is None or history.numel() == 0:
+        return logits
+    history = history.reshape(logits.shape[:-1] + (-1,)) if logits.dim() > 1 else history.reshape(-1)
+    seen = torch.zeros_like(logits, dtype=torch.bool).scatter_(-1, history.clamp(0, logits.shape[-1] - 1), True)
+    penalised = torch.where(logits > 0, logits / penalty, logits * penalty)
+    return torch.where(seen, penalised, logits)
+
+
+def apply_temperature(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """logits / T; T = 0 keeps only the arg-max (greedy decoding).
+
+    Positive temperatures below MIN_TEMPERATURE act as MIN_TEMPERATURE: dividing by a denormal would turn
+    logits into inf/nan, and the distribution is already one-hot long before that.
+    """
+    if temperature == 0.0:
+        keep = torch.zeros_like(logits, dtype=torch.bool).scatter_(-1, logits.argmax(-1, keepdim=True), True)
+        return logits.masked_fill(~keep, -math.inf)
+    return logits / max(temperature, MIN_TEMPERATURE)
+
+
+def apply_top_k(logits: torch.Tensor, k: int) -> torch.Tensor:
+    """Keep exactly min(k, V) highest logits (ties broken by token id); k = 0 is off."""
+    if k <= 0 or k >= logits.shape[-1]:
+        return logits
+    top = torch.topk(logits, k, dim=-1).indices
+    keep = torch.zeros_like(logits, dtype=torch.bool).scatter_(-1, top, True)
+    return logits.masked_fill(~keep, -math.inf)
+
+
+def apply_top_p(logits: torch.Tensor, p: float) -> torch.Tensor:
+    """Keep the smallest set of most likely tokens whose probability mass is >= p; p = 1 is off."""
+    if p >= 1.0:
+        return logits
+    sorted_logits, order = torch.sort(logits, dim=-1, descending=True, stable=True)
+    probs = torch.softmax(sorted_logits.double(), dim=-1)
+    mass_before = probs.cumsum(-1) - probs  # mass of the tokens ranked above each one
+    keep_sorted = mass_before < p  # the first token is always kept
+    keep = torch.zeros_like(keep_sorted).scatter_(-1, order, keep_sorted)
+    return logits.masked_fill(~keep, -math.inf)
+
+
+def apply_min_p(logits: torch.Tensor, min_p: float) -> torch.Tensor:
+    """Drop tokens with probability below min_p x the top probability; 0 is off."""
+    if min_p <= 0.0:
+        return logits
+    logprobs = torch.log_softmax(logits.double(), dim=-1)
+    threshold = logprobs.max(-1, keepdim=True).values + math.log(min_p)
+    return logits.masked_fill(logprobs < threshold, -math.inf)
+
+
+def _stages(logits: torch.Tensor, settings: SamplingSettings, history: torch.Tensor | None):
+    """Yield (stage name, logits after it) in the documented order."""
+    logits = logits.float()
+    yield "model", logits
+    if settings.repetition_penalty != 1.0:
+        logits = apply_repetition_penalty(logits, history, settings.repetition_penalty)
+        yield "repetition penalty", logits
+    logits = apply_temperature(logits, settings.temperature)
+    yield "temperature", logits
+    if settings.top_k:
+        logits = apply_top_k(logits, settings.top_k)
+        yield "top-k", logits
+    if settings.top_p < 1.0:
+        logits = apply_top_p(logits, settings.top_p)
+        yield "top-p", logits
+    if settings.min_p > 0.0:
+        logits = apply_min_p(logits, settings.min_p)
+        yield "min-p", logits
+
+
+def process(logits: torch.Tensor, settings: SamplingSettings, history: torch.Tensor | None = None) -> torch.Tensor:
+    """Apply every knob; the softmax of the result is the distribution that gets sampled."""
+    for _, out in _stages(logits, settings, history):
+        logits = out
+    return logits
+
+
+def explain(logits: torch.Tensor, settings: SamplingSettings, history: torch.Tensor | None = None) -> list[tuple[str, torch.Tensor]]:
+    """The distribution before and after each knob: [(stage, probabilities [..., V])], for step mode."""
+    return [(name, torch.softmax(out.double(), dim=-1).float()) for name, out in _stages(logits, settings, history)]
+
+
+def sample(logits: torch.Tensor, settings: SamplingSettings, generator: torch.Generator,
+           history: torch.Tensor | None = None) -> torch.Tensor:
+    """Draw one token per row of `logits[B, V]` after applying the knobs; returns LongTensor [B]."""
+    final = process(logits, settings, history)
+    if settings.temperature == 0.0:
+        return final.argmax(-1)
+    probs = torch.softmax(final.double(), dim=-1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)

@@ -1,0 +1,117 @@
+"""Sampling knobs: property tests of the invariants the Playground's step mode relies on."""
+
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings as hsettings, strategies as st
+
+from lm.errors import LMError
+from lm.sampling import (SamplingSettings, apply_min_p, apply_repetition_penalty, apply_temperature,
+                         apply_top_k, apply_top_p, explain, process, sample)
+
+logit_rows = st.lists(st.floats(-30, 30, allow_nan=False), min_size=1, max_size=60).map(
+    lambda xs: torch.tensor(xs, dtype=torch.float32))
+
+
+def kept(logits):
+    return torch.isfinite(logits)
+
+
+@given(logit_rows, st.integers(1, 100))
+def test_top_k_keeps_min_k_v_tokens(logits, k):
+    out = apply_top_k(logits, k)
+    assert int(kept(out).sum()) == min(k, logits.numel())
+    # every kept logit is >= every dropped one
+    if (~kept(out)).any():
+        assert logits[kept(out)].min() >= logits[~kept(out)].max()
+
+
+@given(logit_rows, st.floats(0.01, 1.0))
+def test_top_p_keeps_smallest_prefix_with_mass_p(logits, p):
+    out = apply_top_p(logits, p)
+    probs = torch.softmax(logits.double(), -1)
+    mass = probs[kept(out)].sum().item()
+    n = int(kept(out).sum())
+    assert mass >= p - 1e-9 or n == logits.numel()
+    # removing the least likely kept token drops the mass below p (smallest such set)
+    if n > 1:
+        smallest = probs[kept(out)].min().item()
+        assert mass - smallest < p + 1e-9
+    # kept tokens are the most likely ones
+    if n < logits.numel():
+        assert logits[kept(out)].min() >= logits[~kept(out)].max()
+
+
+@given(logit_rows, st.floats(0.0, 2.0), st.integers(0, 70), st.floats(0.05, 1.0), st.floats(0.0, 0.9))
+def test_processed_distribution_sums_to_one(logits, t, k, p, min_p):
+    s = SamplingSettings(temperature=t, top_k=k, top_p=p, min_p=min_p)
+    probs = torch.softmax(process(logits, s).double(), -1)
+    assert math.isclose(probs.sum().item(), 1.0, abs_tol=1e-6)
+    assert kept(process(logits, s)).sum() >= 1
+
+
+@given(logit_rows)
+def test_temperature_zero_is_argmax(logits):
+    s = SamplingSettings(temperature=0)
+    token = sample(logits.unsqueeze(0), s, torch.Generator().manual_seed(1))
+    assert logits[token.item()] == logits.max()
+    assert int(kept(apply_temperature(logits, 0.0)).sum()) == 1
+
+
+def test_tiny_temperature_does_not_overflow():
+    logits = torch.tensor([[1000.0, 999.0, -1000.0]])
+    probs = explain(logits, SamplingSettings(temperature=1e-4))[-1][1]
+    assert torch.isfinite(probs).all() and math.isclose(probs.sum().item(), 1.0, abs_tol=1e-6)
+    assert probs[0, 0] > 0.999
+
+
+def test_min_p_relative_to_top():
+    logits = torch.log(torch.tensor([0.5, 0.3, 0.1, 0.06, 0.04]))
+    out = apply_min_p(logits, 0.15)  # threshold 0.075
+    assert kept(out).tolist() == [True, True, True, False, False]
+
+
+def test_repetition_penalty_lowers_seen_tokens():
+    logits = torch.tensor([[2.0, -1.0, 3.0]])
+    out = apply_repetition_penalty(logits, torch.tensor([[0, 1]]), 2.0)
+    assert out.tolist() == [[1.0, -2.0, 3.0]]
+
+
+def test_explain_lists_stages_in_documented_order():
+    s = SamplingSettings(temperature=0.7, top_k=3, top_p=0.9, min_p=0.05, repetition_penalty=1.2)
+    names = [name for name, _ in explain(torch.randn(1, 10), s, torch.tensor([[1, 2]]))]
+    assert names == ["model", "repetition penalty", "temperature", "top-k", "top-p", "min-p"]
+
+
+def test_same_seed_same_samples_and_generator_is_local():
+    logits = torch.randn(4, 50)
+    s = SamplingSettings(temperature=1.0, seed=7)
+    a = sample(logits, s, s.generator())
+    before = torch.random.get_rng_state()
+    b = sample(logits, s, s.generator())
+    assert torch.equal(a, b)
+    assert torch.equal(before, torch.random.get_rng_state())  # the global RNG was not used
+
+
+@pytest.mark.parametrize("bad", [
+    {"temperature": -0.1}, {"temperature": float("nan")}, {"top_k": -1}, {"top_p": 0.0}, {"top_p": 1.5},
+    {"min_p": 1.0}, {"repetition_penalty": 0.5}, {"max_new_tokens": 0}, {"max_new_tokens": 10**9},
+    {"samples": 0}, {"seed": -1}, {"top_k": 2.5}, {"stop": ("",)}, {"temperature": "hot"},
+])
+def test_out_of_range_knobs_raise_one_line_errors(bad):
+    with pytest.raises(LMError) as info:
+        SamplingSettings(**bad)
+    assert "\n" not in str(info.value) and next(iter(bad)) in str(info.value)
+
+
+@hsettings(max_examples=50)
+@given(st.floats(0, 10), st.integers(0, 500), st.floats(0.01, 1), st.integers(0, 2**40), st.lists(st.text(min_size=1, max_size=4), max_size=2))
+def test_query_string_round_trip(t, k, p, seed, stop):
+    s = SamplingSettings(temperature=t, top_k=k, top_p=p, seed=seed, stop=tuple(stop))
+    assert SamplingSettings.from_query(s.to_query_string()) == s
+
+
+def test_top_k_larger_than_vocab_is_clamped():
+    logits = torch.randn(5)
+    assert int(kept(apply_top_k(logits, 99)).sum()) == 5
