@@ -1,0 +1,88 @@
+"""`python -m lm`: happy paths and one-line errors for bad input."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lm.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def names_model(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli") / "names-3gram"
+    assert main(["ngram", "--corpus", "names", "--order", "3", "--name", "names-3gram", "--out", str(out)]) == 0
+    return out
+
+
+def test_generate_is_reproducible_and_json(names_model, capsys):
+    args = ["generate", "-m", str(names_model), "-p", "ma", "-n", "30", "--seed", "5", "--json"]
+    assert main(args) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert main(args) == 0
+    assert json.loads(capsys.readouterr().out) == first
+    sample = first["samples"][0]
+    assert len(sample["tokens"]) == 30 and all(t["rank"] >= 1 and 0 <= t["prob"] <= 1 for t in sample["tokens"])
+
+
+def test_generate_streams_plain_text_with_samples(names_model, capsys):
+    assert main(["generate", "-m", str(names_model), "-p", "a", "-n", "10", "--samples", "2", "--temperature", "0.5",
+                 "--top-k", "5", "--top-p", "0.9"]) == 0
+    out = capsys.readouterr().out
+    assert "sample 1" in out and "sample 2" in out
+
+
+def test_score_reports_bits_per_char(names_model, capsys):
+    assert main(["score", "-m", str(names_model), "--text", "mary\njohn\n", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert len(data["tokens"]) == 10 and data["bits_per_char"] > 0
+    assert data["bits_per_char"] == pytest.approx(-sum(t["logprob"] for t in data["tokens"]) / 0.6931471805599453 / 10)
+
+
+def test_models_json_lists_fields(names_model, capsys):
+    assert main(["models", "--json"]) == 0
+    for entry in json.loads(capsys.readouterr().out):
+        assert {"name", "family", "tokenizer", "path", "valid_bits_per_char"} <= set(entry)
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["generate", "-m", "no-such-model", "-p", "x"], "no model named"),
+    (["generate", "-m", "../etc", "-p", "x"], "no model directory"),
+    (["generate", "-m", "NAMES", "-p", "x"], "invalid model name"),
+    (["generate", "-m", "x", "--temperature", "-1"], "temperature"),
+    (["generate", "-m", "x", "--top-p", "0"], "top_p"),
+    (["generate", "-m", "x", "--top-k", "-3"], "top_k"),
+    (["generate", "-m", "x", "-n", "0"], "max_new_tokens"),
+    (["generate", "-m", "x", "--seed", "abc"], "invalid int"),
+    (["score", "-m", "x"], "one of the arguments"),
+    (["score", "-m", "x", "--file", "/nonexistent/file.txt"], "nonexistent"),
+    (["ngram", "--name", "../up"], "invalid model name"),
+    (["ngram", "--name", "ok", "--corpus", "/no/such/corpus.txt"], "corpus"),
+    (["frobnicate"], "invalid choice"),
+])
+def test_bad_input_is_one_line_and_nonzero(args, fragment, capsys):
+    try:
+        code = main(args)
+    except SystemExit as exc:  # argparse's own usage errors
+        code = exc.code
+    err = capsys.readouterr().err.strip()
+    assert code != 0
+    assert len(err.splitlines()) == 1 and err.startswith("error:") and fragment in err
+
+
+def test_help_for_every_command():
+    for command in ["models", "generate", "score", "ngram"]:
+        with pytest.raises(SystemExit) as info:
+            main([command, "--help"])
+        assert info.value.code == 0
+
+
+def test_real_entry_point_error_has_no_traceback(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "lm", "score", "-m", "nope", "--text", "hi"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr.strip().startswith("error: no model named")

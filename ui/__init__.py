@@ -1,0 +1,1 @@
+"""Shared Streamlit helpers for the pages: cached model loading, pickers, URL query-string state."""

@@ -1,0 +1,38 @@
+"""Cached, read-only model loading shared by every session and thread, and the model picker widget.
+
+`st.cache_resource` keeps one object per model for the whole server: pages must treat it as read-only
+(the `lm` contract guarantees inference never mutates it) and take randomness from a per-request
+`torch.Generator`.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from lm.checkpoint import LoadedModel
+from lm.errors import LMError
+from lm.registry import ModelInfo, list_models, load_model
+
+
+@st.cache_resource(show_spinner="Loading model…", max_entries=32)
+def cached_model(name: str) -> LoadedModel:
+    return load_model(name)
+
+
+def available_models(families: tuple[str, ...] | None = None, kinds: tuple[str, ...] | None = None) -> list[ModelInfo]:
+    """Models from the registry, optionally only some families (ngram/rnn/transformer) or kinds (lstm, gru…)."""
+    models = list_models()
+    if families:
+        models = [m for m in models if m.family in families]
+    if kinds:
+        models = [m for m in models if m.kind in kinds]
+    return models
+
+
+def get_model(name: str) -> LoadedModel | None:
+    """Load `name` through the cache; show a one-line error and return None if it cannot be loaded."""
+    try:
+        return cached_model(name)
+    except LMError as exc:
+        st.error(str(exc))
+        return None
