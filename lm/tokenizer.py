@@ -1,0 +1,422 @@
+"""Tokenizers: character-level and byte-level BPE, both built on Hugging Face `tokenizers`.
+
+Two kinds, one class:
+
+- ``char``: one token per Unicode code point seen in the training text. Id 0 is the unknown token
+  ``<unk>``; the characters follow in sorted (code point) order as ids 1..V-1. A character outside the
+  vocabulary encodes to 0 and `encode_report` lists it; decoding id 0 gives U+FFFD ("�"), so a decoded text
+  visibly shows where something was replaced. The `tokenizers` pipeline is a WordLevel model over a
+  pre-tokenizer that isolates every code point and a Fuse decoder, so decode(encode(s)) == s for every s
+  drawn from the vocabulary (spaces and newlines included). Encoding and decoding use an equivalent NumPy
+  lookup (tests check it matches `tokenizers`), because per-character pre-tokenization in `tokenizers`
+  takes seconds on a few MB.
+- ``bpe``: byte-level BPE (GPT-2 style: ByteLevel pre-tokenizer with add_prefix_space=False and the GPT-2
+  split regex, no normalizer, ByteLevel decoder). Every string round-trips exactly; there is no unknown
+  token. Long texts are encoded in parallel chunks cut where the split regex always cuts, which gives the
+  same ids as one call. GPT-2 style ``tokenizer.json`` files from Hugging Face snapshots load as kind "bpe"
+  when they round-trip text exactly.
+
+Files are the standard ``tokenizer.json`` of `tokenizers`; the kind is inferred from the model type when
+loading, so a Hugging Face library can read our files and we can read theirs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+from tokenizers import Regex, decoders, models, pre_tokenizers, trainers
+from tokenizers import Tokenizer as HFTokenizer
+
+from lm.errors import LMError
+from lm.textio import atomic_write_text, format_size
+
+UNK_TOKEN = "<unk>"
+UNK_ID = 0  # char tokenizers built here always put <unk> at id 0
+UNK_DISPLAY = "\ufffd"  # what decode / token_strings show for <unk>
+MIN_BPE_VOCAB = 256  # the byte alphabet
+MAX_BPE_VOCAB = 65536
+MAX_TOKENIZER_FILE_BYTES = 200 * 1024 * 1024
+
+# Long BPE inputs are encoded as a batch of chunks of about this many characters. Chunks end right after a
+# "\n" that has a printable non-space ASCII character on both sides: the GPT-2 split regex always separates
+# there (no pattern matches a newline followed by a non-space), so chunking cannot change the ids.
+_BPE_CHUNK_CHARS = 1 << 16
+_SAFE_BPE_CUT = re.compile(r"[!-~]\n(?=[!-~])")
+
+_PROBE = "Hello, world!\n  Tab\there; ünïcödé 世界 😀 \r\n'tis done\x00."
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+    """GPT-2's reversible byte -> printable character map used by the ByteLevel pre-tokenizer."""
+    bs = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return dict(zip(bs, map(chr, cs)))
+
+
+_BYTE_TO_CHAR = _bytes_to_unicode()
+_CHAR_TO_BYTE = {c: b for b, c in _BYTE_TO_CHAR.items()}
+
+
+def _pre_tokenizer_types(spec: Any) -> list[dict[str, Any]]:
+    """The pre-tokenizer specs in a tokenizer.json (flattening Sequence)."""
+    if not isinstance(spec, dict):
+        return []
+    if spec.get("type") == "Sequence":
+        out: list[dict[str, Any]] = []
+        for item in spec.get("pretokenizers", spec.get("decoders", [])) or []:
+            out.extend(_pre_tokenizer_types(item))
+        return out
+    return [spec]
+
+
+def _build_char_hf(vocab: dict[str, int], unk_token: str) -> HFTokenizer:
+    hf = HFTokenizer(models.WordLevel(vocab, unk_token=unk_token))
+    # "[\s\S]" matches any one code point (Oniguruma's "." would skip newlines).
+    hf.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
+    hf.decoder = decoders.Sequence([decoders.Replace(unk_token, UNK_DISPLAY), decoders.Fuse()])
+    return hf
+
+
+def _new_bpe_hf() -> HFTokenizer:
+    hf = HFTokenizer(models.BPE())
+    hf.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    hf.decoder = decoders.ByteLevel()
+    return hf
+
+
+def _as_id_array(ids: Any) -> np.ndarray:
+    """Token ids as a 1-D int64 array; accepts a list/tuple of ints, a NumPy array or a torch tensor."""
+    if hasattr(ids, "detach"):  # torch tensor, without importing torch here
+        ids = ids.detach().cpu().numpy()
+    if isinstance(ids, (str, bytes)) or not hasattr(ids, "__len__"):
+        raise LMError(f"token ids must be a sequence of integers, got {type(ids).__name__}")
+    arr = np.asarray(ids)
+    if arr.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    if arr.ndim != 1:
+        raise LMError(f"token ids must be a flat sequence, got shape {tuple(arr.shape)}")
+    if arr.dtype.kind not in "iu":
+        raise LMError(f"token ids must be integers, got values of type {arr.dtype}")
+    return arr.astype(np.int64, copy=False)
+
+
+def _safe_bpe_chunks(text: str, size: int) -> list[str]:
+    chunks, start, n = [], 0, len(text)
+    while start < n:
+        if n - start <= size:
+            chunks.append(text[start:])
+            break
+        m = _SAFE_BPE_CUT.search(text, start + size)
+        if m is None:
+            chunks.append(text[start:])
+            break
+        chunks.append(text[start:m.end()])
+        start = m.end()
+    return chunks
+
+
+class Tokenizer:
+    """A trained tokenizer (kind "char" or "bpe"); immutable and safe to share between threads."""
+
+    def __init__(self, hf: HFTokenizer, kind: str):
+        if kind not in ("char", "bpe"):
+            raise LMError(f"unknown tokenizer kind '{kind}' (expected 'char' or 'bpe')")
+        hf.no_padding()
+        hf.no_truncation()
+        self._hf = hf
+        self.kind = kind
+        self.vocab_size = hf.get_vocab_size(with_added_tokens=True)
+        vocab = hf.get_vocab(with_added_tokens=True)
+        pieces = [""] * self.vocab_size
+        for piece, i in vocab.items():
+            if not 0 <= i < self.vocab_size:
+                raise LMError(f"tokenizer vocabulary has id {i} outside 0..{self.vocab_size - 1}")
+            pieces[i] = piece
+        self._pieces = pieces
+        self._display: list[str] | None = None
+        self._bpe_chunkable = False
+        if kind == "char":
+            self._init_char(vocab)
+        else:
+            self.unk_id = None
+            pre = _pre_tokenizer_types(json.loads(hf.to_str()).get("pre_tokenizer"))
+            added = hf.get_added_tokens_decoder() if hasattr(hf, "get_added_tokens_decoder") else {}
+            self._bpe_chunkable = (
+                len(pre) == 1 and pre[0].get("type") == "ByteLevel" and pre[0].get("use_regex", True)
+                and not any("\n" in t.content for t in added.values())
+            )
+
+    def _init_char(self, vocab: dict[str, int]) -> None:
+        model = json.loads(self._hf.to_str())["model"]
+        unk = model.get("unk_token")
+        if unk not in vocab:
+            raise LMError("character tokenizer has no unknown token in its vocabulary")
+        self.unk_id = vocab[unk]
+        chars = [(ord(p), i) for p, i in vocab.items() if p != unk]
+        if any(len(p) != 1 for p in vocab if p != unk):
+            raise LMError("character tokenizer vocabulary has entries longer than one character")
+        chars.sort()
+        self._codes = np.array([c for c, _ in chars], dtype=np.int64)
+        self._code_ids = np.array([i for _, i in chars], dtype=np.int64)
+        self._char_strs = [UNK_DISPLAY if i == self.unk_id else p for i, p in enumerate(self._pieces)]
+        # id -> code point of its display character, for a vectorised decode
+        self._id_codes = np.array([ord(c) for c in self._char_strs], dtype=np.uint32)
+
+    # -- training ---------------------------------------------------------------------------------
+    @classmethod
+    def char(cls, text: str) -> "Tokenizer":
+        """Character vocabulary of `text`: <unk> at id 0, then its distinct characters in code point order."""
+        if not isinstance(text, str):
+            raise LMError(f"expected text, got {type(text).__name__}")
+        if not text:
+            raise LMError("cannot build a character vocabulary from empty text")
+        # Lone surrogates (only possible in Python strings, never in decoded files) cannot go into a
+        # `tokenizers` vocabulary; they stay out of it and encode as <unk>.
+        chars = sorted(c for c in set(text) if not 0xD800 <= ord(c) <= 0xDFFF)
+        if not chars:
+            raise LMError("cannot build a character vocabulary: the text has no valid characters")
+        vocab = {UNK_TOKEN: UNK_ID, **{c: i + 1 for i, c in enumerate(chars)}}
+        return cls(_build_char_hf(vocab, UNK_TOKEN), "char")
+
+    @classmethod
+    def bpe(cls, text: str, vocab_size: int) -> "Tokenizer":
+        """Train byte-level BPE on `text` with at most `vocab_size` tokens (256 bytes + learned merges)."""
+        if not isinstance(text, str):
+            raise LMError(f"expected text, got {type(text).__name__}")
+        if isinstance(vocab_size, bool) or not isinstance(vocab_size, (int, np.integer)) \
+                or not MIN_BPE_VOCAB <= vocab_size <= MAX_BPE_VOCAB:
+            raise LMError(f"BPE vocabulary size must be a whole number from {MIN_BPE_VOCAB} to {MAX_BPE_VOCAB}, "
+                          f"got {vocab_size!r}")
+        if not text:
+            raise LMError("cannot train a BPE tokenizer on empty text")
+        text = cls._replace_surrogates(text)[0]
+        hf = _new_bpe_hf()
+        trainer = trainers.BpeTrainer(
+            vocab_size=int(vocab_size),
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+            special_tokens=[],
+            show_progress=False,
+        )
+        hf.train_from_iterator(_safe_bpe_chunks(text, _BPE_CHUNK_CHARS), trainer=trainer, length=None)
+        return cls(hf, "bpe")
+
+    # -- encoding ---------------------------------------------------------------------------------
+    @staticmethod
+    def _replace_surrogates(text: str) -> tuple[str, list[str]]:
+        """Lone surrogates cannot be UTF-8 encoded; BPE sees U+FFFD instead (and reports them)."""
+        try:
+            text.encode("utf-8")
+            return text, []
+        except UnicodeEncodeError:
+            bad = sorted({ch for ch in text if 0xD800 <= ord(ch) <= 0xDFFF})
+            return re.sub("[\ud800-\udfff]", UNK_DISPLAY, text), bad
+
+    def _char_ids(self, text: str) -> np.ndarray:
+        codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32).astype(np.int64)
+        if not len(self._codes):
+            return np.full(len(codes), self.unk_id, dtype=np.int64)
+        pos = np.searchsorted(self._codes, codes)
+        pos_clipped = np.minimum(pos, len(self._codes) - 1)
+        found = self._codes[pos_clipped] == codes
+        return np.where(found, self._code_ids[pos_clipped], self.unk_id)
+
+    def _bpe_ids(self, text: str, chunk_chars: int = _BPE_CHUNK_CHARS) -> list[int]:
+        if self._bpe_chunkable and len(text) > chunk_chars:
+            chunks = _safe_bpe_chunks(text, chunk_chars)
+            batch = getattr(self._hf, "encode_batch_fast", self._hf.encode_batch)
+            return [i for enc in batch(chunks, add_special_tokens=False) for i in enc.ids]
+        return self._hf.encode(text, add_special_tokens=False).ids
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of `text` (characters outside a char vocabulary become `unk_id`)."""
+        return self.encode_report(text)[0]
+
+    def encode_array(self, text: str) -> np.ndarray:
+        """Like `encode` but as an int64 NumPy array (cheaper for multi-MB training text)."""
+        if not isinstance(text, str):
+            raise LMError(f"expected text, got {type(text).__name__}")
+        if self.kind == "char":
+            return self._char_ids(text)
+        return np.asarray(self.encode(text), dtype=np.int64)
+
+    def encode_report(self, text: str) -> tuple[list[int], list[str]]:
+        """(ids, sorted distinct characters that were replaced): <unk> for char, U+FFFD (lone surrogates) for bpe."""
+        if not isinstance(text, str):
+            raise LMError(f"expected text, got {type(text).__name__}")
+        if not text:
+            return [], []
+        if self.kind == "char":
+            ids = self._char_ids(text)
+            unknown = ids == self.unk_id
+            replaced: list[str] = []
+            if unknown.any():
+                codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+                replaced = [chr(c) for c in np.unique(codes[unknown]).tolist()]
+            return ids.tolist(), replaced
+        text, replaced = self._replace_surrogates(text)
+        return self._bpe_ids(text), replaced
+
+    # -- decoding ---------------------------------------------------------------------------------
+    def _check_ids(self, ids: Any) -> np.ndarray:
+        arr = _as_id_array(ids)
+        if arr.size and (arr.min() < 0 or arr.max() >= self.vocab_size):
+            bad = int(arr[(arr < 0) | (arr >= self.vocab_size)][0])
+            raise LMError(f"token id {bad} is outside the vocabulary (0..{self.vocab_size - 1})")
+        return arr
+
+    def decode(self, ids: Any) -> str:
+        """Text of `ids`; <unk> shows as U+FFFD, and so do incomplete UTF-8 byte sequences of BPE tokens."""
+        ids = self._check_ids(ids)
+        if not ids.size:
+            return ""
+        if self.kind == "char":
+            return self._id_codes[ids].tobytes().decode("utf-32-le", "surrogatepass")
+        return self._hf.decode(ids.tolist(), skip_special_tokens=False)
+
+    def _display_strings(self) -> list[str]:
+        if self._display is None:
+            if self.kind == "char":
+                self._display = list(self._char_strs)
+            else:
+                added = set()
+                if hasattr(self._hf, "get_added_tokens_decoder"):
+                    added = set(self._hf.get_added_tokens_decoder())
+                display = []
+                for i, piece in enumerate(self._pieces):
+                    if i in added or any(c not in _CHAR_TO_BYTE for c in piece):
+                        display.append(piece)  # special tokens are stored as plain text
+                    else:
+                        raw = bytes(_CHAR_TO_BYTE[c] for c in piece)
+                        display.append(raw.decode("utf-8", errors="backslashreplace"))
+                self._display = display
+        return self._display
+
+    def token_strings(self, ids: Any) -> list[str]:
+        """Display text of each token: the character (U+FFFD for <unk>) or, for BPE, the token's bytes as
+        UTF-8 with bytes of an incomplete character written as backslash escapes like ``\\xe2``."""
+        display = self._display_strings()
+        return [display[i] for i in self._check_ids(ids).tolist()]
+
+    def id_to_piece(self, token_id: int) -> str:
+        """The raw vocabulary entry of `token_id` ("<unk>", a character, or a byte-level string like 'Ġthe')."""
+        return self._pieces[int(self._check_ids([token_id])[0])]
+
+    def pieces(self) -> list[str]:
+        """All raw vocabulary entries, indexed by id."""
+        return list(self._pieces)
+
+    @property
+    def hf(self) -> HFTokenizer:
+        """The underlying `tokenizers.Tokenizer` (do not reconfigure it: tokenizers are shared)."""
+        return self._hf
+
+    def __repr__(self) -> str:
+        return f"Tokenizer(kind={self.kind!r}, vocab_size={self.vocab_size})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Tokenizer) and self.kind == other.kind and self._pieces == other._pieces \
+            and self.to_json() == other.to_json()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    # -- persistence ------------------------------------------------------------------------------
+    def to_json(self) -> str:
+        """The standard `tokenizers` JSON (what `save` writes)."""
+        return self._hf.to_str(pretty=True)
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write ``tokenizer.json`` to `path` atomically."""
+        atomic_write_text(path, self.to_json())
+
+    @classmethod
+    def from_json(cls, text: str, source: str = "tokenizer JSON") -> "Tokenizer":
+        """A tokenizer from `tokenizers` JSON; kind inferred (WordLevel of single characters: char,
+        byte-level BPE: bpe). LMError for anything corrupt, unsupported or not lossless."""
+        if not isinstance(text, str):
+            raise LMError(f"expected tokenizer JSON text, got {type(text).__name__}")
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise LMError(f"{source} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+        if not isinstance(data, dict) or not isinstance(data.get("model"), dict):
+            raise LMError(f"{source} is not a tokenizer file (no 'model' section)")
+        model_type = data["model"].get("type")
+        if model_type is None:  # very old files omit the type; infer it from the fields
+            model_type = "BPE" if "merges" in data["model"] else "WordLevel" if "vocab" in data["model"] else None
+        try:
+            hf = HFTokenizer.from_str(text)
+        except Exception as exc:  # tokenizers raises plain Exception with a serde message
+            raise LMError(f"{source} is not a valid tokenizer file: {str(exc).splitlines()[0][:200]}") from None
+        if model_type == "WordLevel":
+            vocab = hf.get_vocab(with_added_tokens=False)
+            unk = data["model"].get("unk_token")
+            if unk not in vocab or any(len(p) != 1 for p in vocab if p != unk):
+                raise LMError(f"{source} is a word-level tokenizer, not a character tokenizer "
+                              f"(entries must be single characters plus an unknown token)")
+            # Rebuild with our pipeline so behaviour does not depend on what else the file configured.
+            return cls(_build_char_hf(dict(vocab), unk), "char")
+        if model_type == "BPE":
+            pre = [p.get("type") for p in _pre_tokenizer_types(data.get("pre_tokenizer"))]
+            dec = [d.get("type") for d in _pre_tokenizer_types(data.get("decoder"))]
+            if "ByteLevel" not in pre or "ByteLevel" not in dec:
+                raise LMError(f"{source} is a BPE tokenizer but not byte-level (only byte-level BPE such as "
+                              f"GPT-2's is supported)")
+            tok = cls(hf, "bpe")
+            if tok.decode(tok.encode(_PROBE)) != _PROBE:
+                raise LMError(f"{source} does not give text back exactly after encoding (a normalizer or "
+                              f"prefix space changes it); only lossless byte-level BPE is supported")
+            return tok
+        raise LMError(f"{source} uses a {model_type} model; only character-level (WordLevel) and "
+                      f"byte-level BPE tokenizers are supported")
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Tokenizer":
+        """Load ``tokenizer.json`` (or a directory containing one, e.g. a Hugging Face snapshot)."""
+        file = Path(path)
+        try:
+            if file.is_dir():
+                if not (file / "tokenizer.json").is_file():
+                    raise LMError(f"{file} is a directory without a tokenizer.json")
+                file = file / "tokenizer.json"
+            if not file.exists():
+                raise LMError(f"no tokenizer file at {file}")
+            size = file.stat().st_size
+            if size > MAX_TOKENIZER_FILE_BYTES:
+                raise LMError(f"{file} is {format_size(size)}, too big for a tokenizer file "
+                              f"(limit {format_size(MAX_TOKENIZER_FILE_BYTES)})")
+            data = file.read_bytes()
+        except OSError as exc:
+            raise LMError(f"cannot read {file}: {exc.strerror or exc}") from None
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise LMError(f"{file} is not a tokenizer file (not UTF-8 text at byte offset {exc.start})") from None
+        return cls.from_json(text, source=str(file))
+
+
+def describe_tokens(tok: Tokenizer, ids: Sequence[int]) -> list[dict[str, Any]]:
+    """[{id, text}] for UI tables (text as in `token_strings`)."""
+    return [{"id": i, "text": s} for i, s in zip(_as_id_array(ids).tolist(), tok.token_strings(ids))]
+
+
+def train_tokenizer(kind: str, text: str, vocab_size: int | None = None) -> Tokenizer:
+    """`Tokenizer.char(text)` or `Tokenizer.bpe(text, vocab_size)` chosen by `kind` (for UI/CLI knobs)."""
+    if kind == "char":
+        return Tokenizer.char(text)
+    if kind == "bpe":
+        if vocab_size is None:
+            raise LMError("a BPE tokenizer needs a vocabulary size")
+        return Tokenizer.bpe(text, vocab_size)
+    raise LMError(f"unknown tokenizer kind '{kind}' (expected 'char' or 'bpe')")
+
