@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from lm.errors import LMError
+from lm.textio import atomic_write_text
 from lm.models import build_model, config_from_dict
 from lm.models.base import LanguageModel
 
@@ -65,19 +66,8 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON next to `path` and rename it into place."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2, sort_keys=False)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write JSON to a temporary file beside `path` and rename it into place."""
+    atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
 def save_tensors_atomic(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
@@ -122,12 +112,18 @@ def save_checkpoint(directory: Path | str, model: LanguageModel, tokenizer, meta
         "tokenizer": {"kind": tokenizer.kind, "vocab_size": tokenizer.vocab_size},
         "parameters": model.num_parameters(),
     })
-    staging = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.saving-"))
+    try:
+        staging = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.saving-"))
+    except OSError as exc:
+        raise LMError(f"could not save {directory.name}: {exc.strerror or exc}") from None
     try:
         save_tensors_atomic(staging / WEIGHTS_FILE, model.state_tensors(), {"format": FORMAT})
         tokenizer.save(staging / TOKENIZER_FILE)
         write_json_atomic(staging / CONFIG_FILE, meta)
         _swap_into_place(staging, directory)
+    except OSError as exc:  # a full disk, a permission problem: the previous checkpoint stays as it was
+        shutil.rmtree(staging, ignore_errors=True)
+        raise LMError(f"could not save {directory.name}: {exc.strerror or exc}") from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

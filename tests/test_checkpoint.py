@@ -1,6 +1,5 @@
 """Checkpoints and the registry: round trips, clear errors for broken directories, atomic saves, safe names."""
 
-import json
 import os
 
 import pytest
@@ -77,7 +76,7 @@ def test_failed_save_keeps_the_previous_checkpoint(ngram_checkpoint, char_tokeni
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(type(char_tokenizer), "save", broken_save)
-    with pytest.raises(OSError):
+    with pytest.raises(LMError, match="could not save tiny-3gram: No space left on device"):
         save_checkpoint(path, model, char_tokenizer, {"corpus": {"name": "changed"}})
     assert {f: (path / f).read_bytes() for f in os.listdir(path)} == before
     assert not [p for p in os.listdir(path.parent) if p.startswith(".")]
