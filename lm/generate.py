@@ -131,46 +131,51 @@ def generate(model: LanguageModel, tokenizer, prompt: str, settings: SamplingSet
     """Stream the tokens of `settings.samples` continuations of `prompt`, in order of generation."""
     encoded = encode_prompt(tokenizer, prompt)
     generator = generator if generator is not None else settings.generator()
-    batch = settings.samples
-    device = model.device
-    history = torch.tensor(encoded.ids, dtype=torch.long, device=device).unsqueeze(0).repeat(batch, 1)  # [B, T]
-    logits, state, fed = _feed(model, history)
+    batch, device, context = settings.samples, model.device, model.context_length
+    display = tokenizer.token_strings(list(range(model.vocab_size)))  # every token's display text, once
+    prompt_ids = torch.tensor(encoded.ids, dtype=torch.long, device=device)
+    # One preallocated history buffer [B, prompt + budget]: no per-token concatenation.
+    history = torch.empty(batch, len(encoded.ids) + settings.max_new_tokens, dtype=torch.long, device=device)
+    history[:, :len(encoded.ids)] = prompt_ids
+    length = len(encoded.ids)
+    logits, state, fed = _feed(model, history[:, :length])
     detok = [_Detokenizer(tokenizer, settings.stop) for _ in range(batch)]
     done = [False] * batch
-    context = model.context_length
+    top_n = min(alternatives, model.vocab_size)
     # The repetition penalty looks at a bounded recent window, so its cost stays flat per token.
     penalty_window = 256
 
     for index in range(settings.max_new_tokens):
-        recent = history[:, -penalty_window:] if settings.repetition_penalty != 1.0 else None
+        recent = history[:, max(0, length - penalty_window):length] if settings.repetition_penalty != 1.0 else None
         chosen = sample(logits, settings, generator, recent).to(device)  # [B]
         logprobs = torch.log_softmax(logits.float(), dim=-1)  # [B, V]
         chosen_lp = logprobs.gather(-1, chosen.unsqueeze(-1))  # [B, 1]
         ranks = ((logprobs > chosen_lp).sum(-1) + 1).tolist()
-        top_lp, top_ids = torch.topk(logprobs, min(alternatives, logprobs.shape[-1]), dim=-1)
-        chosen_list = chosen.tolist()
+        top_lp, top_ids = torch.topk(logprobs, top_n, dim=-1)  # [B, top_n]
+        chosen_list, probs = chosen.tolist(), chosen_lp.squeeze(-1).exp().tolist()
+        top_ids_list, top_probs = top_ids.tolist(), top_lp.exp().tolist()
         last = index == settings.max_new_tokens - 1
         for row in range(batch):
             if done[row]:
                 continue
-            text = detok[row].push(chosen_list[row])
+            token_id = chosen_list[row]
+            text = detok[row].push(token_id)
             finished = last or detok[row].stopped
             if finished and not detok[row].stopped:
                 text += detok[row].flush()
             done[row] = finished
             yield GeneratedToken(
-                sample=row, index=index, token_id=chosen_list[row], text=text,
-                piece=tokenizer.token_strings([chosen_list[row]])[0],
-                prob=float(chosen_lp[row].exp()), rank=int(ranks[row]),
-                top=list(zip(tokenizer.token_strings(top_ids[row].tolist()), top_lp[row].exp().tolist())),
-                finished=finished,
+                sample=row, index=index, token_id=token_id, text=text, piece=display[token_id],
+                prob=probs[row], rank=int(ranks[row]),
+                top=[(display[i], p) for i, p in zip(top_ids_list[row], top_probs[row])], finished=finished,
             )
         if all(done):
             return
-        history = torch.cat([history, chosen.unsqueeze(1)], dim=1)  # [B, T+1]
+        history[:, length] = chosen
+        length += 1
         if context is not None and fed >= context:  # the window is full: slide it by re-reading a suffix
             keep = max(1, (context * 3) // 4)
-            logits, state = model.prefill(history[:, -keep:], model.start(batch))
+            logits, state = model.prefill(history[:, length - keep:length], model.start(batch))
             fed = keep
         else:
             logits, state = model.step(chosen, state)
