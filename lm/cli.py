@@ -129,6 +129,126 @@ def cmd_ngram(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- train ----------------------------------------------------------------------------------------------
+def _progress_printer():
+    """A train() callback drawing one progress line on stderr (redrawn in place on a terminal)."""
+    import time as _time
+
+    tty = sys.stderr.isatty()
+    state = {"last_line": 0.0, "drawn": False}
+
+    def clock(seconds: float) -> str:
+        seconds = int(seconds)
+        return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+    def callback(event) -> None:
+        if event.phase in ("setup", "save", "done") or (event.phase == "eval" and event.message.startswith("scoring")):
+            if state["drawn"] and tty:
+                print(file=sys.stderr)
+                state["drawn"] = False
+            if event.phase != "done":
+                print(f"{event.phase}: {event.message}", file=sys.stderr, flush=True)
+            return
+        total = f"/{event.total}" if event.total else ""
+        pct = f" {100 * event.step / event.total:3.0f}%" if event.total else ""
+        parts = [f"step {event.step}{total}{pct}"]
+        if event.train_loss is not None:
+            parts.append(f"train {event.train_loss:.4f}")
+        if event.valid_loss is not None:
+            bpc = f" ({event.valid_bits_per_char:.3f} bits/char)" if event.valid_bits_per_char is not None else ""
+            parts.append(f"valid {event.valid_loss:.4f}{bpc}")
+        parts.append(f"lr {event.lr:.2e}")
+        if event.tokens_per_second:
+            parts.append(f"{event.tokens_per_second / 1000:.1f}k tok/s")
+        parts.append(clock(event.elapsed))
+        if event.total and event.step and event.phase == "train":
+            remaining = event.elapsed / event.step * (event.total - event.step)
+            parts.append(f"ETA {clock(remaining)}")
+        line = "  ".join(parts)
+        now = _time.monotonic()
+        if tty:
+            print("\r" + line.ljust(100), end="", file=sys.stderr, flush=True)
+            state["drawn"] = True
+        elif event.phase == "eval" or now - state["last_line"] >= 30:  # a log file: a line per eval / 30 s
+            print(line, file=sys.stderr, flush=True)
+            state["last_line"] = now
+
+    return callback
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from lm.train import TrainSettings, train
+
+    stop = threading.Event()
+    settings = TrainSettings(
+        family=args.family, corpus=args.corpus, tokenizer=args.tokenizer, vocab_size=args.vocab_size,
+        name=args.name, out=args.out, preset=args.preset, description=args.description or "",
+        max_chars=args.max_chars, layers=args.layers, width=args.width, embed=args.embed, heads=args.heads,
+        context=args.context, dropout=args.dropout, order=args.order, smoothing=args.smoothing,
+        steps=args.steps, minutes=args.minutes, batch_size=args.batch_size, lr=args.lr,
+        optimizer=args.optimizer, weight_decay=args.weight_decay, warmup=args.warmup, grad_clip=args.grad_clip,
+        eval_every=args.eval_every, save_every=args.save_every, seed=args.seed, threads=args.threads,
+        device=args.device, resume=args.resume, keep_resume_state=args.keep_resume_state, should_stop=stop,
+        **({"score_chars": args.score_chars} if args.score_chars is not None else {}),
+    )
+
+    def on_signal(signum, frame):  # first Ctrl-C / SIGTERM: stop cleanly and save; a second one: abort
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        print("\nstopping: saving the model and the resume state (again to abort)", file=sys.stderr, flush=True)
+
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, on_signal)
+    try:
+        result = train(settings, callback=None if args.quiet else _progress_printer())
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if result.path is None:  # not the main rank of a data-parallel run, or stopped before the first step
+        return 0 if not result.stopped else 130
+    metrics = result.metrics
+    summary = {"name": result.name, "path": str(result.path), "steps": result.steps,
+               "seconds": round(result.seconds, 2), "stopped": result.stopped, **metrics}
+    state = "stopped early (continue with --resume)" if result.stopped else "done"
+    _emit(args, summary, f"saved {result.name} to {result.path} ({state}): held-out "
+                         f"{metrics.get('valid_bits_per_char', float('nan')):.3f} bits/char after {result.steps} "
+                         f"steps in {result.seconds:.1f} s")
+    return 130 if result.stopped else 0
+
+
+# -- inspect --------------------------------------------------------------------------------------------
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from lm.inspect import inspect_text
+    from lm.registry import load_model
+
+    text = _read_text_arg(args)
+    loaded = load_model(args.model)
+    found = inspect_text(loaded, text, max_tokens=args.max_tokens)
+    trace = found.trace
+    data = {"model": loaded.name, "family": loaded.family, "tokens": found.tokens, "ids": found.ids,
+            "truncated": found.truncated, "note": found.note, "trace": trace.to_json()}
+    if trace.kind == "attention":
+        layers, heads, t, _ = trace.attention.shape
+        summary = f"attention: {layers} layers x {heads} heads x {t} x {t} (query x key)"
+    elif trace.kind == "recurrent":
+        shapes = ", ".join(f"{name} {list(v.shape)}" for name, v in trace.states.items())
+        summary = f"{trace.cell} states [layers, T, units]: {shapes}"
+    else:
+        summary = f"{trace.smoothing} {trace.order}-gram back-off rows for {len(trace.rows)} positions"
+        summary += "".join(f"\n  {note}" for note in trace.notes[:10])
+    tokens = " ".join(repr(t) for t in found.tokens[:40]) + (" ..." if len(found.tokens) > 40 else "")
+    _emit(args, data, f"{loaded.name}: {len(found.tokens)} tokens\n{tokens}\n{summary}"
+                      + (f"\nnote: {found.note}" if found.note else "")
+                      + "\n(use --json for the arrays)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m lm", description="LM Playground: small language models from the command line.")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
@@ -160,6 +280,13 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--text")
     source.add_argument("--file", help="a UTF-8 text file")
 
+    p = command("inspect", cmd_inspect, "tokens and internals: attention, gates and states, or n-gram back-off")
+    p.add_argument("-m", "--model", required=True, help="registry name or checkpoint directory")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--text")
+    source.add_argument("--file", help="a UTF-8 text file")
+    p.add_argument("--max-tokens", type=int, default=None, dest="max_tokens", help="trace at most this many tokens")
+
     p = command("ngram", cmd_ngram, "count an n-gram model from a corpus and save it")
     p.add_argument("--corpus", default="shakespeare", help="shakespeare, names, python, or a text file")
     p.add_argument("--tokenizer", choices=["char", "bpe"], default="char")
@@ -168,6 +295,48 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--smoothing", choices=["mle", "addk", "kneser_ney", "stupid_backoff"], default="kneser_ney")
     p.add_argument("--name", required=True, help="name in your model directory")
     p.add_argument("--out", help="save to this directory instead")
+
+    p = command("train", cmd_train, "train a model (or count an n-gram model) on a corpus and save it")
+    p.add_argument("--family", required=True, choices=["ngram", "rnn", "gru", "lstm", "transformer"])
+    p.add_argument("--corpus", default="shakespeare", help="shakespeare, names, python, or a text file")
+    p.add_argument("--tokenizer", choices=["char", "bpe"], default="char")
+    p.add_argument("--vocab-size", type=int, default=None, dest="vocab_size", help="BPE vocabulary size (2048)")
+    p.add_argument("--max-chars", type=int, default=None, dest="max_chars", help="use only the corpus's start")
+    p.add_argument("--name", required=True, help="name in your model directory")
+    p.add_argument("--out", help="save to this checkpoint directory instead")
+    p.add_argument("--description", help="one line for the model list (default: made from the settings)")
+    p.add_argument("--preset", choices=["tiny", "small", "medium", "large"], default="small",
+                   help="model size and training defaults; the options below override single values")
+    shape = p.add_argument_group("model shape")
+    shape.add_argument("--layers", type=int)
+    shape.add_argument("--width", type=int, help="RNN hidden units / Transformer d_model")
+    shape.add_argument("--embed", type=int, help="RNN embedding size")
+    shape.add_argument("--heads", type=int, help="Transformer attention heads")
+    shape.add_argument("--context", type=int, help="Transformer context / RNN truncated-BPTT window (tokens)")
+    shape.add_argument("--dropout", type=float)
+    shape.add_argument("--order", type=int, help="n-gram order")
+    shape.add_argument("--smoothing", choices=["mle", "addk", "kneser_ney", "stupid_backoff"], default="kneser_ney")
+    opt = p.add_argument_group("optimisation")
+    opt.add_argument("--steps", type=int, help="optimizer steps (default: the preset's)")
+    opt.add_argument("--minutes", type=float, help="wall-clock budget (with --steps: whichever ends first)")
+    opt.add_argument("--batch-size", type=int, dest="batch_size")
+    opt.add_argument("--lr", type=float, help="peak learning rate")
+    opt.add_argument("--optimizer", choices=["adamw", "sgd"], default="adamw")
+    opt.add_argument("--weight-decay", type=float, dest="weight_decay", help="on weight matrices only")
+    opt.add_argument("--warmup", type=int, help="linear warm-up steps (then cosine decay to 10%%)")
+    opt.add_argument("--grad-clip", type=float, default=1.0, dest="grad_clip", help="0 = off")
+    opt.add_argument("--eval-every", type=int, dest="eval_every", help="steps between held-out evaluations")
+    opt.add_argument("--save-every", type=int, dest="save_every", help="steps between resume-state saves (1000)")
+    opt.add_argument("--seed", type=int, default=0)
+    opt.add_argument("--score-chars", type=int, dest="score_chars",
+                     help="held-out characters scored for the recorded bits/char (200000)")
+    run = p.add_argument_group("running")
+    run.add_argument("--threads", type=int, help="CPU threads for torch")
+    run.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    run.add_argument("--resume", action="store_true", help="continue from NAME.resume if it exists")
+    run.add_argument("--keep-resume-state", action="store_true", dest="keep_resume_state",
+                     help="keep NAME.resume after a finished run (to train on later)")
+    run.add_argument("--quiet", action="store_true", help="no progress line on stderr")
 
     return parser
 

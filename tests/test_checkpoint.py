@@ -99,4 +99,6 @@ def test_registry_lists_and_resolves_user_models(ngram_checkpoint, char_tokenize
     with pytest.raises(LMError, match="no model named"):
         resolve("does-not-exist")
     with pytest.raises(LMError, match="invalid model name"):
-        resolve("../../etc")
+        resolve("Bad Name")
+    with pytest.raises(LMError, match="missing config.json"):  # a path is only ever a checkpoint directory
+        load_model(str(user_models_dir() / ".." / ".."))

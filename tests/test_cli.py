@@ -86,3 +86,42 @@ def test_real_entry_point_error_has_no_traceback(tmp_path):
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert out.stderr.strip().startswith("error: no model named")
+
+
+@pytest.fixture(scope="module")
+def neural_models(tmp_path_factory, char_tokenizer):
+    from lm.checkpoint import save_checkpoint
+    from lm.models import build_model
+    from lm.models.rnn import RNNConfig
+    from lm.models.transformer import TransformerConfig
+
+    root = tmp_path_factory.mktemp("neural")
+    v = char_tokenizer.vocab_size
+    gpt = build_model(TransformerConfig(vocab_size=v, context_length=16, n_layers=2, n_heads=2, d_model=16))
+    lstm = build_model(RNNConfig(vocab_size=v, cell="lstm", n_layers=2, d_embed=8, d_hidden=12))
+    return (save_checkpoint(root / "tiny-gpt", gpt, char_tokenizer, {}),
+            save_checkpoint(root / "tiny-lstm", lstm, char_tokenizer, {}))
+
+
+def test_inspect_json_shapes_for_every_family(neural_models, names_model, capsys):
+    gpt, lstm = neural_models
+    assert main(["inspect", "-m", str(gpt), "--text", "hello there", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    attention = data["trace"]["attention"]
+    assert len(data["tokens"]) == 11 and (len(attention), len(attention[0])) == (2, 2)
+    assert len(attention[0][0]) == 11 and len(attention[0][0][0]) == 11
+    assert main(["inspect", "-m", str(lstm), "--text", "hello", "--json"]) == 0
+    states = json.loads(capsys.readouterr().out)["trace"]["states"]
+    assert set(states) == {"input", "forget", "cell_candidate", "output", "cell", "hidden"}
+    assert (len(states["forget"]), len(states["forget"][0]), len(states["forget"][0][0])) == (2, 5, 12)
+    assert main(["inspect", "-m", str(names_model), "--text", "anna", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["trace"]["rows"]
+    assert len(rows) == 3 and [r["order"] for r in rows[-1]] == [3, 2, 1]
+
+
+def test_generate_and_score_work_for_neural_families(neural_models, capsys):
+    for path in neural_models:
+        assert main(["generate", "-m", str(path), "-p", "Hi", "-n", "40", "--seed", "2", "--json"]) == 0
+        assert len(json.loads(capsys.readouterr().out)["samples"][0]["tokens"]) == 40
+        assert main(["score", "-m", str(path), "--text", "a longer text than the context of sixteen", "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["bits_per_char"] > 0
