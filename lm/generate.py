@@ -131,7 +131,7 @@ def generate(model: LanguageModel, tokenizer, prompt: str, settings: SamplingSet
     """Stream the tokens of `settings.samples` continuations of `prompt`, in order of generation."""
     encoded = encode_prompt(tokenizer, prompt)
     generator = generator if generator is not None else settings.generator()
-    batch, device, context = settings.samples, model.device, model.context_length
+    batch, device, capacity = settings.samples, model.device, model.state_capacity
     display = tokenizer.token_strings(list(range(model.vocab_size)))  # every token's display text, once
     prompt_ids = torch.tensor(encoded.ids, dtype=torch.long, device=device)
     # One preallocated history buffer [B, prompt + budget]: no per-token concatenation.
@@ -173,8 +173,8 @@ def generate(model: LanguageModel, tokenizer, prompt: str, settings: SamplingSet
             return
         history[:, length] = chosen
         length += 1
-        if context is not None and fed >= context:  # the window is full: slide it by re-reading a suffix
-            keep = max(1, (context * 3) // 4)
+        if capacity is not None and fed >= capacity:  # the state is full: slide by re-reading a suffix
+            keep = max(1, (capacity * 3) // 4)
             logits, state = model.prefill(history[:, length - keep:length], model.start(batch))
             fed = keep
         else:

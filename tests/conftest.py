@@ -32,6 +32,10 @@ class BigramTable(LanguageModel):
     def context_length(self):
         return self._context
 
+    @property
+    def state_capacity(self):
+        return self._context
+
     def start(self, batch_size):
         return {"last": torch.zeros(batch_size, dtype=torch.long), "fed": 0}
 

@@ -59,6 +59,12 @@ class LanguageModel(ABC):
         return None
 
     @property
+    def state_capacity(self) -> int | None:
+        """Tokens the incremental state can hold before generation must rebuild it from a shorter window
+        (a Transformer's KV cache). None: the state never fills (an RNN's (h, c), an n-gram's last n-1 ids)."""
+        return None
+
+    @property
     def device(self) -> torch.device:
         return torch.device("cpu")
 

@@ -248,6 +248,10 @@ class TransformerModel(nn.Module, LanguageModel):
     def context_length(self) -> int:
         return self.config.context_length
 
+    @property
+    def state_capacity(self) -> int:
+        return self.config.context_length
+
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         return self.logits(ids)
 
