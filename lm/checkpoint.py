@@ -78,6 +78,7 @@ def save_tensors_atomic(path: Path, tensors: dict[str, torch.Tensor], metadata: 
     os.close(fd)
     try:
         save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp, metadata=metadata)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; a checkpoint is meant to be shared read-only
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -114,6 +115,7 @@ def save_checkpoint(directory: Path | str, model: LanguageModel, tokenizer, meta
     })
     try:
         staging = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.saving-"))
+        os.chmod(staging, 0o755)
     except OSError as exc:
         raise LMError(f"could not save {directory.name}: {exc.strerror or exc}") from None
     try:

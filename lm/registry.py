@@ -139,11 +139,20 @@ def _load_recipe(path: Path) -> LoadedModel:
         if (cached / CONFIG_FILE).is_file():
             try:
                 loaded = load_checkpoint(cached, name=path.name)
-                if loaded.meta.get("recipe") == json.loads((path / RECIPE_FILE).read_text(encoding="utf-8")):
+                recipe = json.loads((path / RECIPE_FILE).read_text(encoding="utf-8"))
+                if recipe_settings(loaded.meta.get("recipe", {})) == recipe_settings(recipe):
                     return loaded
             except LMError:
                 pass  # a stale or damaged cache is rebuilt below
         return build_from_recipe(path, cached)
+
+
+def recipe_settings(recipe: dict[str, Any]) -> dict[str, Any]:
+    """The flat settings `lm.train.build_ngram` takes, from a recipe.json (which reads like a config.json)."""
+    model, tokenizer = recipe.get("model", {}), recipe.get("tokenizer", {})
+    return {"corpus": recipe.get("corpus", {}).get("name", "shakespeare"), "tokenizer": tokenizer.get("kind", "char"),
+            "vocab_size": tokenizer.get("vocab_size"), "order": model.get("order", 5),
+            "smoothing": model.get("smoothing", "kneser_ney")}
 
 
 def build_from_recipe(path: Path, destination: Path) -> LoadedModel:
@@ -152,7 +161,7 @@ def build_from_recipe(path: Path, destination: Path) -> LoadedModel:
 
     recipe = json.loads((path / RECIPE_FILE).read_text(encoding="utf-8"))
     tokenizer_path = path / TOKENIZER_FILE if (path / TOKENIZER_FILE).is_file() else None
-    model, tokenizer, meta = build_ngram(recipe, tokenizer_path=tokenizer_path)
+    model, tokenizer, meta = build_ngram(recipe_settings(recipe), tokenizer_path=tokenizer_path)
     meta.update({"recipe": recipe, "description": recipe.get("description", "")})
     save_checkpoint(destination, model, tokenizer, meta)
     return load_checkpoint(destination, name=path.name)

@@ -1,15 +1,41 @@
-"""Producing models: counting n-gram tables now; gradient training of the neural families joins here.
+"""Producing models: counting n-gram tables, and gradient training of the RNN family and the Transformer.
 
-Every way of making a model returns (model, tokenizer, meta) where `meta` is the part of config.json that
-says how the model was made: corpus and split, tokenizer, settings, held-out metrics.
+Every way of making a model ends in a checkpoint whose config.json says how the model was made: corpus and
+split, tokenizer, settings, tokens seen, seconds, device, loss history and held-out metrics.
+
+`train(TrainSettings, callback)` is the one training entry point, shared by `python -m lm train`, the app
+and `torchrun` (data-parallel runs are detected from the RANK / WORLD_SIZE environment, no second code
+path). It never prints: progress goes to `callback(TrainEvent)`, whose truthy return (or a set
+`settings.should_stop`) stops the run cleanly, saving what was trained so far.
+
+Reproducibility without a global seed: weights are drawn from a `torch.Generator(seed)`, and batch `step`
+of rank `r` is a pure function of (seed, r, step) (`np.random.default_rng([seed, r, step])`), so a resumed
+run samples exactly the batches the uninterrupted run would have. Dropout is the one place PyTorch offers
+no generator argument: its masks come from the global generator, so each step runs its forward pass inside
+`torch.random.fork_rng()` seeded from the same (seed, r, step) stream; the caller's global RNG state is
+restored afterwards and nothing leaks out.
+
+Resume state (`<checkpoint>.resume/`, written atomically every `save_every` steps, every few minutes, and
+when a run is stopped) holds the model, the best model so far and the optimizer state as safetensors, and
+every scalar (step, counters, optimizer hyper-parameters, loss history) as JSON. No pickle.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
+import os
+import shutil
+import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
 
 from lm.corpus import load_corpus
 from lm.errors import LMError
@@ -17,8 +43,133 @@ from lm.metrics import score
 from lm.tokenizer import Tokenizer
 
 VALID_SCORE_CHARS = 200_000  # held-out text scored for the recorded metrics (enough for 2-3 decimals)
+FAMILY_CHOICES = ("ngram", "rnn", "gru", "lstm", "transformer")
+PRESET_CHOICES = ("tiny", "small", "medium", "large")
+OPTIMIZER_CHOICES = ("adamw", "sgd")
+SMOOTHING_CHOICES = ("mle", "addk", "kneser_ney", "stupid_backoff")
+RESUME_SUFFIX = ".resume"
+RESUME_FORMAT = "lm-playground-resume/1"
+CHECKSUM_ENV = "LM_TRAIN_CHECKSUM_DIR"  # tests: each rank writes its final parameter checksum here
+
+# Per family and size: model shape and the training settings that suit it. Any of these can be overridden
+# one by one (--layers, --width, --lr, ...). Sizes follow nanoGPT's / char-rnn's small character models.
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "ngram": {
+        "tiny": {"order": 3}, "small": {"order": 5}, "medium": {"order": 6}, "large": {"order": 8},
+    },
+    "recurrent": {
+        "tiny": {"layers": 1, "width": 64, "embed": 32, "context": 32, "dropout": 0.0, "lr": 3e-3,
+                 "batch_size": 16, "steps": 300},
+        "small": {"layers": 2, "width": 256, "embed": 64, "context": 128, "dropout": 0.1, "lr": 2e-3,
+                  "batch_size": 32, "steps": 3000},
+        "medium": {"layers": 2, "width": 512, "embed": 128, "context": 256, "dropout": 0.2, "lr": 2e-3,
+                   "batch_size": 64, "steps": 5000},
+        "large": {"layers": 3, "width": 1024, "embed": 256, "context": 256, "dropout": 0.25, "lr": 1e-3,
+                  "batch_size": 64, "steps": 10000},
+    },
+    "transformer": {
+        "tiny": {"layers": 2, "heads": 2, "width": 64, "context": 64, "dropout": 0.0, "lr": 3e-3,
+                 "batch_size": 16, "steps": 300},
+        "small": {"layers": 4, "heads": 4, "width": 128, "context": 128, "dropout": 0.1, "lr": 1e-3,
+                  "batch_size": 32, "steps": 3000},
+        "medium": {"layers": 6, "heads": 6, "width": 192, "context": 256, "dropout": 0.2, "lr": 1e-3,
+                   "batch_size": 64, "steps": 5000},
+        "large": {"layers": 8, "heads": 8, "width": 512, "context": 512, "dropout": 0.2, "lr": 6e-4,
+                  "batch_size": 64, "steps": 10000},
+    },
+}
 
 
+# -- settings, events, result ---------------------------------------------------------------------------
+@dataclasses.dataclass
+class TrainSettings:
+    """Everything a training run needs. `None` means: take it from the family's preset."""
+
+    family: str = "transformer"  # ngram | rnn | gru | lstm | transformer
+    corpus: str = "shakespeare"  # a built-in corpus name or a path to a UTF-8 text file
+    tokenizer: str = "char"  # char | bpe
+    vocab_size: int | None = None  # BPE vocabulary size (default 2048)
+    name: str = "my-model"
+    out: str | os.PathLike | None = None  # checkpoint directory (default: the user's models dir / name)
+    preset: str = "small"
+    description: str = ""
+    max_chars: int | None = None  # use only the first characters of the corpus
+    # model shape
+    layers: int | None = None
+    width: int | None = None  # RNN hidden units / Transformer d_model
+    embed: int | None = None  # RNN embedding size
+    heads: int | None = None
+    context: int | None = None  # Transformer block size / RNN truncated-BPTT window, in tokens
+    dropout: float | None = None
+    order: int | None = None  # n-gram
+    smoothing: str = "kneser_ney"  # n-gram
+    # optimisation
+    steps: int | None = None  # optimizer steps (default: the preset's), or
+    minutes: float | None = None  # a wall-clock budget (with both, whichever ends first)
+    batch_size: int | None = None
+    lr: float | None = None
+    optimizer: str = "adamw"
+    weight_decay: float | None = None  # AdamW / SGD decay, on weight matrices only
+    warmup: int | None = None  # linear warm-up steps, then cosine decay to 10% of lr
+    grad_clip: float = 1.0  # max global gradient norm (0 = off)
+    eval_every: int | None = None  # steps between held-out evaluations
+    eval_windows: int = 64  # fixed held-out windows per evaluation
+    log_every: int = 10  # steps between progress events
+    save_every: int | None = None  # steps between resume-state saves (also every `save_minutes`)
+    save_minutes: float = 5.0
+    score_chars: int = VALID_SCORE_CHARS  # held-out characters scored for the final recorded metrics
+    seed: int = 0
+    threads: int | None = None
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    resume: bool = False  # continue from <checkpoint>.resume if it exists (else start fresh)
+    keep_resume_state: bool = False  # keep <checkpoint>.resume after a run that finished
+    should_stop: Any = None  # a threading.Event-like object: `.is_set()` true -> stop cleanly
+
+    def to_json(self) -> dict[str, Any]:
+        """The settings that describe the run (runtime-only fields left out)."""
+        skip = {"should_stop", "threads", "device", "resume", "keep_resume_state", "out"}
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in skip}
+        out["corpus"] = os.fspath(out["corpus"]) if isinstance(out["corpus"], os.PathLike) else out["corpus"]
+        return out
+
+
+@dataclasses.dataclass
+class TrainEvent:
+    """One progress report. `phase`: setup | train | eval | save | done."""
+
+    step: int
+    total: int | None  # None when only a time budget bounds the run
+    train_loss: float | None  # mean nats/token since the previous event
+    valid_loss: float | None  # nats/token on the fixed held-out sample (latest evaluation)
+    lr: float
+    tokens_per_second: float
+    elapsed: float  # seconds of training (across resumes)
+    phase: str
+    valid_bits_per_char: float | None = None
+    message: str = ""
+
+
+@dataclasses.dataclass
+class TrainResult:
+    name: str
+    path: Path | None  # the checkpoint directory (None if stopped before any step)
+    model: Any  # the best model (eval mode, CPU)
+    tokenizer: Any
+    meta: dict[str, Any]  # what config.json says besides the model shape
+    steps: int
+    seconds: float
+    stopped: bool  # cancelled before the planned end
+    history: dict[str, list]
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        return self.meta.get("metrics", {})
+
+
+Callback = Callable[[TrainEvent], Any]
+
+
+# -- shared helpers (also used by the registry's n-gram recipes) -----------------------------------------
 def make_tokenizer(kind: str, corpus_text: str, train_text: str, vocab_size: int | None = None) -> Tokenizer:
     """A character tokenizer over the whole corpus's alphabet, or a byte-level BPE trained on train text."""
     if kind == "char":
@@ -43,14 +194,15 @@ def build_ngram(recipe: dict[str, Any], tokenizer_path: Path | None = None):
     from lm.models.ngram import NgramModel
 
     started = time.perf_counter()
-    corpus = load_corpus(recipe.get("corpus", "shakespeare"))
+    corpus = load_corpus(recipe.get("corpus", "shakespeare"), max_chars=recipe.get("max_chars"))
     split = corpus.split()
     if tokenizer_path is not None:
         tokenizer = Tokenizer.load(tokenizer_path)
     else:
         tokenizer = make_tokenizer(recipe.get("tokenizer", "char"), corpus.text, split.train.text,
                                    recipe.get("vocab_size"))
-    ids = tokenizer.encode(split.train.text)
+    # One stream, separators included: a names model must learn that a name ends with a newline.
+    ids = tokenizer.encode_array(split.train.text)
     model = NgramModel.build(ids, tokenizer.vocab_size, order=int(recipe.get("order", 5)),
                              smoothing=recipe.get("smoothing", "kneser_ney"))
     seconds = time.perf_counter() - started
@@ -60,3 +212,694 @@ def build_ngram(recipe: dict[str, Any], tokenizer_path: Path | None = None):
         "metrics": held_out_metrics(model, tokenizer, split.valid.text),
     }
     return model, tokenizer, meta
+
+
+def lr_at(step: int, base: float, warmup: int, total: int, progress: float | None = None) -> float:
+    """Linear warm-up over `warmup` steps, then cosine decay to 10% of `base` at the end of the run.
+
+    `progress` (0..1) replaces step/total when a time budget bounds the run.
+    """
+    if step < warmup:
+        return base * (step + 1) / warmup
+    if progress is None:
+        progress = (step - warmup) / max(1, total - warmup)
+    progress = min(1.0, max(0.0, progress))
+    return base * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * progress)))
+
+
+def batch_rng(seed: int, rank: int, step: int) -> np.random.Generator:
+    """The random stream of one step of one rank: a pure function of its arguments (exact resumes)."""
+    return np.random.default_rng([seed, rank, step])
+
+
+def sample_starts(seed: int, rank: int, step: int, n_windows: int, batch_size: int) -> tuple[np.ndarray, int]:
+    """Start offsets of a batch of random contiguous windows, and a seed for that step's dropout masks."""
+    rng = batch_rng(seed, rank, step)
+    starts = rng.integers(0, n_windows, size=batch_size)
+    return starts, int(rng.integers(0, 2**62))
+
+
+def resume_dir_for(checkpoint_dir: Path) -> Path:
+    checkpoint_dir = Path(checkpoint_dir)
+    return checkpoint_dir.parent / f"{checkpoint_dir.name}{RESUME_SUFFIX}"
+
+
+# -- validation ---------------------------------------------------------------------------------------------
+def _whole(name: str, value: Any, low: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise LMError(f"{name} must be a whole number >= {low}, not {value!r}")
+    return int(value)
+
+
+def _number(name: str, value: Any, low: float = 0.0, strict: bool = False, high: float | None = None) -> float:
+    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+    ok = ok and (value > low if strict else value >= low) and (high is None or value < high)
+    if not ok:
+        bound = f"> {low}" if strict else f">= {low}"
+        raise LMError(f"{name} must be a number {bound}{f' and < {high}' if high is not None else ''}, "
+                      f"not {value!r}")
+    return float(value)
+
+
+@dataclasses.dataclass
+class _Plan:
+    """Settings with every preset default filled in and checked."""
+
+    family: str
+    kind: str  # config family: ngram | rnn | transformer
+    name: str
+    directory: Path
+    steps: int | None
+    minutes: float | None
+    batch_size: int
+    lr: float
+    weight_decay: float
+    warmup: int
+    eval_every: int
+    save_every: int
+    context: int
+    model_args: dict[str, Any]  # shape keys for the family's config (no vocab_size yet)
+
+
+def resolve_settings(settings: TrainSettings) -> _Plan:
+    """Check every setting and fill the preset's defaults; raises a one-line LMError, touches nothing."""
+    from lm.device import pick_device
+    from lm.registry import user_models_dir, validate_name
+
+    s = settings
+    if s.family not in FAMILY_CHOICES:
+        raise LMError(f"unknown model family {s.family!r} (choose from {', '.join(FAMILY_CHOICES)})")
+    if s.tokenizer not in ("char", "bpe"):
+        raise LMError(f"unknown tokenizer {s.tokenizer!r} (use 'char' or 'bpe')")
+    if s.preset not in PRESET_CHOICES:
+        raise LMError(f"unknown preset {s.preset!r} (choose from {', '.join(PRESET_CHOICES)})")
+    if s.optimizer not in OPTIMIZER_CHOICES:
+        raise LMError(f"unknown optimizer {s.optimizer!r} (choose from {', '.join(OPTIMIZER_CHOICES)})")
+    if not isinstance(s.corpus, (str, os.PathLike)) or not str(s.corpus).strip():
+        raise LMError("no corpus given")
+    name = validate_name(s.name)
+    directory = Path(s.out).expanduser() if s.out else user_models_dir() / name
+    if s.vocab_size is not None:
+        _whole("vocab_size", s.vocab_size, 2)
+    if s.max_chars is not None:
+        _whole("max_chars", s.max_chars, 1)
+    _whole("seed", s.seed, 0)
+    if s.threads is not None:
+        _whole("threads", s.threads, 1)
+    pick_device(s.device)  # an unknown or missing device is a settings error, found before any work
+
+    kind = "ngram" if s.family == "ngram" else "rnn" if s.family in ("rnn", "gru", "lstm") else "transformer"
+    preset = PRESETS["recurrent" if kind == "rnn" else kind][s.preset]
+
+    def pick(key: str):
+        value = getattr(s, key)
+        return preset.get(key) if value is None else value
+
+    if kind == "ngram":
+        order = _whole("order", pick("order"), 1)
+        if s.smoothing not in SMOOTHING_CHOICES:
+            raise LMError(f"unknown smoothing {s.smoothing!r} (choose from {', '.join(SMOOTHING_CHOICES)})")
+        return _Plan(s.family, kind, name, directory, None, None, 1, 0.0, 0.0, 0, 1, 1, order,
+                     {"order": order, "smoothing": s.smoothing})
+
+    steps = None if s.steps is None and s.minutes is not None else _whole("steps", pick("steps"), 1)
+    minutes = None if s.minutes is None else _number("minutes", s.minutes, 0.0, strict=True)
+    batch_size = _whole("batch_size", pick("batch_size"), 1)
+    default_lr = 0.3 if s.optimizer == "sgd" else preset["lr"]
+    lr = _number("lr", default_lr if s.lr is None else s.lr, 0.0, strict=True)
+    default_wd = 0.1 if kind == "transformer" else 0.01
+    weight_decay = _number("weight_decay", default_wd if s.weight_decay is None else s.weight_decay)
+    if s.warmup is None:
+        warmup = min(200, (steps or 2000) // 10)
+    else:
+        warmup = _whole("warmup", s.warmup, 0)
+    _number("grad_clip", s.grad_clip)
+    dropout = _number("dropout", pick("dropout"), 0.0, high=1.0)
+    if s.eval_every is None:
+        eval_every = min(500, max(10, steps // 20)) if steps else 250
+    else:
+        eval_every = _whole("eval_every", s.eval_every, 1)
+    save_every = 1000 if s.save_every is None else _whole("save_every", s.save_every, 1)
+    _whole("eval_windows", s.eval_windows, 1)
+    _whole("log_every", s.log_every, 1)
+    _number("save_minutes", s.save_minutes, 0.0, strict=True)
+    _whole("score_chars", s.score_chars, 1)
+    layers = _whole("layers", pick("layers"), 1)
+    width = _whole("width", pick("width"), 1)
+    context = _whole("context", pick("context"), 1)
+    if kind == "rnn":
+        model_args = {"cell": s.family, "n_layers": layers, "d_embed": _whole("embed", pick("embed"), 1),
+                      "d_hidden": width, "dropout": dropout}
+    else:
+        heads = _whole("heads", pick("heads"), 1)
+        if width % heads:
+            raise LMError(f"width ({width}) must be divisible by heads ({heads})")
+        model_args = {"context_length": context, "n_layers": layers, "n_heads": heads, "d_model": width,
+                      "dropout": dropout}
+    _config_for(kind, model_args, 2)  # the family's own checks, before any data is loaded
+    return _Plan(s.family, kind, name, directory, steps, minutes, batch_size, lr, weight_decay, warmup,
+                 eval_every, save_every, context, model_args)
+
+
+def _config_for(kind: str, model_args: dict[str, Any], vocab_size: int):
+    from lm.models import family_classes
+
+    config_cls, _ = family_classes(kind)
+    try:
+        return config_cls(vocab_size=vocab_size, **model_args)
+    except TypeError as exc:
+        raise LMError(f"invalid {kind} settings: {exc}") from None
+
+
+# -- distributed plumbing ---------------------------------------------------------------------------------
+@dataclasses.dataclass
+class _Dist:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    owns_group: bool = False  # we initialised the process group (and so tear it down)
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def _init_distributed(device: torch.device) -> _Dist:
+    """Join the process group torchrun describes in the environment (a plain run: world size 1)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return _Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), False)
+    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    if world <= 1:
+        return _Dist()
+    if not dist.is_available():
+        raise LMError("WORLD_SIZE > 1 but this PyTorch build has no torch.distributed")
+    rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    if device.type == "cuda":
+        torch.cuda.set_device(local_rank)
+    dist.init_process_group(backend=backend, rank=rank, world_size=world)
+    return _Dist(rank, world, local_rank, True)
+
+
+def _train_device(preference: str, dist_info_world: int) -> torch.device:
+    from lm.device import pick_device
+
+    device = pick_device(preference)
+    if device.type == "cuda" and dist_info_world > 1 and device.index is None:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return device
+
+
+# -- resume state -----------------------------------------------------------------------------------------
+def _flatten_optimizer(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Optimizer state as (tensors for safetensors, everything else as JSON-able data)."""
+    state = optimizer.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, dict[str, Any]] = {}
+    for index, entry in state["state"].items():
+        for key, value in entry.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"state.{index}.{key}"] = value.detach().cpu().clone()
+            else:
+                scalars.setdefault(str(index), {})[key] = value
+    groups = [{k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items()} for g in state["param_groups"]]
+    return tensors, {"scalars": scalars, "param_groups": groups}
+
+
+def _unflatten_optimizer(tensors: dict[str, torch.Tensor], data: dict[str, Any]) -> dict[str, Any]:
+    state: dict[int, dict[str, Any]] = {}
+    for key, value in tensors.items():
+        _, index, name = key.split(".", 2)
+        state.setdefault(int(index), {})[name] = value
+    for index, entries in data.get("scalars", {}).items():
+        state.setdefault(int(index), {}).update(entries)
+    groups = []
+    for group in data["param_groups"]:
+        group = dict(group)
+        if "betas" in group:
+            group["betas"] = tuple(group["betas"])
+        groups.append(group)
+    return {"state": state, "param_groups": groups}
+
+
+def _load_into(model: torch.nn.Module, tensors: dict[str, torch.Tensor], where: str) -> None:
+    """Copy saved tensors into `model` (a tied head may be absent: it shares the embedding's storage)."""
+    missing, unexpected = model.load_state_dict(tensors, strict=False)
+    tied = {"lm_head.weight"} if getattr(model.config, "tie_embeddings", False) else set()
+    if unexpected or set(missing) - tied:
+        raise LMError(f"{where} does not match the model (missing {sorted(set(missing) - tied)[:3]}, "
+                      f"unexpected {sorted(unexpected)[:3]})")
+
+
+def _save_resume(resume_dir: Path, model, optimizer, best_tensors, tokenizer, state: dict[str, Any]) -> None:
+    """Write the resume state as a complete sibling directory, then swap it into place."""
+    from lm.checkpoint import _swap_into_place, save_tensors_atomic, write_json_atomic
+
+    resume_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=resume_dir.parent, prefix=f".{resume_dir.name}.saving-"))
+    try:
+        save_tensors_atomic(staging / "model.safetensors", model.state_tensors())
+        if best_tensors is not None:
+            save_tensors_atomic(staging / "best.safetensors", best_tensors)
+        opt_tensors, opt_data = _flatten_optimizer(optimizer)
+        save_tensors_atomic(staging / "optimizer.safetensors", opt_tensors)
+        tokenizer.save(staging / "tokenizer.json")
+        write_json_atomic(staging / "state.json", {**state, "format": RESUME_FORMAT, "optimizer": opt_data})
+        _swap_into_place(staging, resume_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def _read_resume(resume_dir: Path) -> dict[str, Any] | None:
+    from lm.checkpoint import load_tensors
+
+    state_file = resume_dir / "state.json"
+    if not state_file.is_file():
+        return None
+    try:
+        state = json.loads(state_file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        raise LMError(f"{resume_dir.name}: state.json is damaged; delete {resume_dir} to start over") from None
+    if not isinstance(state, dict) or state.get("format") != RESUME_FORMAT:
+        raise LMError(f"{resume_dir.name}: not a resume state of this version; delete it to start over")
+    state["model_tensors"] = load_tensors(resume_dir / "model.safetensors")
+    state["optimizer_tensors"] = load_tensors(resume_dir / "optimizer.safetensors")
+    best = resume_dir / "best.safetensors"
+    state["best_tensors"] = load_tensors(best) if best.is_file() else None
+    state["tokenizer_obj"] = Tokenizer.load(resume_dir / "tokenizer.json")
+    return state
+
+
+# -- the run ------------------------------------------------------------------------------------------------
+def _emit(callback: Callback | None, event: TrainEvent) -> bool:
+    """Send an event; True when the callback asks the run to stop."""
+    return bool(callback(event)) if callback is not None else False
+
+
+def _stop_requested(settings: TrainSettings) -> bool:
+    flag = settings.should_stop
+    return bool(flag is not None and flag.is_set())
+
+
+def _describe(settings: TrainSettings, plan: _Plan, corpus_name: str) -> str:
+    if settings.description:
+        return settings.description
+    a = plan.model_args
+    if plan.kind == "ngram":
+        shape = f"order-{a['order']} n-gram ({a['smoothing']})"
+    elif plan.kind == "rnn":
+        shape = f"{a['cell'].upper()} {a['n_layers']}x{a['d_hidden']}"
+    else:
+        shape = f"Transformer {a['n_layers']} layers x {a['n_heads']} heads x {a['d_model']}, context {a['context_length']}"
+    return f"{shape} trained on {corpus_name} ({settings.tokenizer} tokens)"
+
+
+def _train_ngram(settings: TrainSettings, plan: _Plan, callback: Callback | None) -> TrainResult:
+    from lm.checkpoint import save_checkpoint
+
+    started = time.perf_counter()
+    _emit(callback, TrainEvent(0, 1, None, None, 0.0, 0.0, 0.0, "setup", message="counting n-grams"))
+    recipe = {"corpus": settings.corpus, "tokenizer": settings.tokenizer, "vocab_size": settings.vocab_size,
+              "order": plan.model_args["order"], "smoothing": plan.model_args["smoothing"],
+              "max_chars": settings.max_chars}
+    model, tokenizer, meta = build_ngram(recipe)
+    meta["name"] = plan.name
+    meta["description"] = _describe(settings, plan, meta["corpus"]["name"])
+    meta["training"].update({"settings": settings.to_json(), "device": "cpu", "tokens_seen": meta["training"]["tokens"]})
+    save_checkpoint(plan.directory, model, tokenizer, meta)
+    seconds = time.perf_counter() - started
+    _emit(callback, TrainEvent(1, 1, None, None, 0.0, 0.0, seconds, "done",
+                               valid_bits_per_char=meta["metrics"]["valid_bits_per_char"],
+                               message=f"saved {plan.directory}"))
+    return TrainResult(plan.name, plan.directory, model, tokenizer, meta, 1, seconds, False, {})
+
+
+def train(settings: TrainSettings, callback: Callback | None = None) -> TrainResult:
+    """Train (or count) the model `settings` describe and save its checkpoint; see the module docstring."""
+    plan = resolve_settings(settings)
+    if plan.kind == "ngram":
+        return _train_ngram(settings, plan, callback)
+    previous_threads = torch.get_num_threads()
+    if settings.threads is not None:
+        torch.set_num_threads(settings.threads)
+    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    device = _train_device(settings.device, world)
+    dist_info = _init_distributed(device)
+    try:
+        return _Run(settings, plan, device, dist_info, callback).run()
+    finally:
+        if dist_info.owns_group:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+        if settings.threads is not None:
+            torch.set_num_threads(previous_threads)
+
+
+class _Run:
+    """One gradient-training run; split into methods only to keep each step readable."""
+
+    def __init__(self, settings: TrainSettings, plan: _Plan, device: torch.device, dist_info: _Dist,
+                 callback: Callback | None):
+        self.s, self.plan, self.device, self.dist, self.callback = settings, plan, device, dist_info, callback
+        self.resume_dir = resume_dir_for(plan.directory)
+
+    # -- setup ------------------------------------------------------------------------------------------
+    def _event(self, phase: str, **kw) -> bool:
+        if not self.dist.main:
+            return False
+        base = dict(step=getattr(self, "step", 0), total=self.plan.steps, train_loss=None,
+                    valid_loss=getattr(self, "last_valid", None), lr=getattr(self, "lr", 0.0),
+                    tokens_per_second=0.0, elapsed=self._elapsed() if hasattr(self, "t0") else 0.0, phase=phase,
+                    valid_bits_per_char=getattr(self, "last_valid_bpc", None))
+        base.update(kw)
+        return _emit(self.callback, TrainEvent(**base))
+
+    def _elapsed(self) -> float:
+        return self.elapsed_before + (time.perf_counter() - self.t0)
+
+    def _load_data(self, saved: dict[str, Any] | None) -> None:
+        s = self.s
+        self._event("setup", message=f"loading corpus {s.corpus}")
+        corpus = load_corpus(s.corpus, max_chars=s.max_chars)  # a Path is always a file, a str may be built-in
+        split = corpus.split()
+        if saved is not None:
+            tokenizer = saved["tokenizer_obj"]
+        else:
+            self._event("setup", message=f"building the {s.tokenizer} tokenizer")
+            tokenizer = make_tokenizer(s.tokenizer, corpus.text, split.train.text, s.vocab_size)
+        self._event("setup", message="tokenizing")
+        train_ids = tokenizer.encode(split.train.text)
+        valid_ids = tokenizer.encode(split.valid.text)
+        T = self.plan.context
+        if len(train_ids) < T + 2:
+            raise LMError(f"the corpus's training split has {len(train_ids)} tokens, fewer than the context of "
+                          f"{T} + 2; use a longer text or a smaller --context")
+        if len(valid_ids) < 2:
+            raise LMError("the corpus's held-out split is too short to evaluate on (it needs 2 tokens)")
+        self.corpus, self.split, self.tokenizer = corpus, split, tokenizer
+        self.train_ids = torch.tensor(train_ids, dtype=torch.long, device=self.device)
+        self.n_windows = len(train_ids) - (T + 1) + 1
+        self.offsets = torch.arange(T + 1, device=self.device)
+        # the fixed held-out sample: evenly spaced windows, the same at every evaluation and across resumes
+        t_eval = min(T, len(valid_ids) - 1)
+        n_eval = min(self.s.eval_windows, len(valid_ids) - t_eval)
+        starts = np.linspace(0, len(valid_ids) - t_eval - 1, n_eval).astype(np.int64)
+        valid = torch.tensor(valid_ids, dtype=torch.long)
+        self.eval_windows = torch.stack([valid[a:a + t_eval + 1] for a in starts]).to(self.device)
+        self.valid_tokens_per_char = len(valid_ids) / max(1, len(split.valid.text))
+
+    def _build(self, saved: dict[str, Any] | None) -> None:
+        from lm.models import family_classes
+
+        config = _config_for(self.plan.kind, self.plan.model_args, self.tokenizer.vocab_size)
+        _, model_cls = family_classes(self.plan.kind)
+        generator = torch.Generator().manual_seed(self.s.seed)
+        model = model_cls(config, generator=generator)  # same initial weights on every rank
+        if saved is not None:
+            _load_into(model, saved["model_tensors"], "the resume state's model.safetensors")
+        self.model = model.to(self.device)
+        self.model.train()
+        decay, no_decay = [], []
+        for _, param in self.model.named_parameters():  # tied weights are listed once
+            (decay if param.dim() >= 2 else no_decay).append(param)
+        groups = [{"params": decay, "weight_decay": self.plan.weight_decay},
+                  {"params": no_decay, "weight_decay": 0.0}]
+        if self.s.optimizer == "adamw":
+            fused = {"fused": True} if self.device.type == "cuda" else {}
+            self.optimizer = torch.optim.AdamW(groups, lr=self.plan.lr, betas=(0.9, 0.99), **fused)
+        else:
+            self.optimizer = torch.optim.SGD(groups, lr=self.plan.lr, momentum=0.9)
+        if saved is not None:
+            try:
+                self.optimizer.load_state_dict(_unflatten_optimizer(saved["optimizer_tensors"], saved["optimizer"]))
+            except (ValueError, KeyError, RuntimeError) as exc:
+                raise LMError(f"the resume state's optimizer does not match this run ({exc})") from None
+        self.net = self.model
+        if self.dist.enabled:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.net = DistributedDataParallel(self.model, device_ids=ids)
+
+    def _restore_counters(self, saved: dict[str, Any] | None) -> None:
+        self.step = 0
+        self.elapsed_before = 0.0
+        self.tokens_seen = 0
+        self.history: dict[str, list] = {"train": [], "valid": []}
+        self.best_loss = math.inf
+        self.best_step = 0
+        self.best_tensors: dict[str, torch.Tensor] | None = None
+        self.last_valid = self.last_valid_bpc = None
+        if saved is not None:
+            self.step = int(saved["step"])
+            self.elapsed_before = float(saved["elapsed"])
+            self.tokens_seen = int(saved["tokens_seen"])
+            self.history = saved["history"]
+            self.best_loss = float(saved["best_loss"]) if saved["best_loss"] is not None else math.inf
+            self.best_step = int(saved["best_step"])
+            self.best_tensors = saved["best_tensors"]
+            self.last_valid, self.last_valid_bpc = saved.get("last_valid"), saved.get("last_valid_bpc")
+
+    # -- pieces of a step -------------------------------------------------------------------------------
+    def _batch(self, step: int) -> tuple[torch.Tensor, int]:
+        starts, dropout_seed = sample_starts(self.s.seed, self.dist.rank, step, self.n_windows, self.plan.batch_size)
+        index = torch.from_numpy(starts).to(self.device).unsqueeze(1) + self.offsets  # [B, T+1]
+        return self.train_ids[index], dropout_seed
+
+    def _forward_loss(self, batch: torch.Tensor, dropout_seed: int) -> torch.Tensor:
+        inputs, targets = batch[:, :-1], batch[:, 1:]
+        if self.plan.model_args.get("dropout", 0.0) > 0:
+            # dropout draws from the global generator (no generator argument exists): fork it, seed the fork
+            # from this step's stream, and restore the caller's state afterwards
+            devices = [self.device.index or 0] if self.device.type == "cuda" else []
+            with torch.random.fork_rng(devices=devices, device_type=self.device.type):
+                torch.manual_seed(dropout_seed)
+                logits = self.net(inputs)
+        else:
+            logits = self.net(inputs)
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1))
+
+    @torch.no_grad()
+    def _evaluate(self) -> float:
+        model = self.model
+        model.eval()
+        total, count = 0.0, 0
+        for chunk in self.eval_windows.split(self.plan.batch_size):
+            logits = model.logits(chunk[:, :-1]).float()
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), chunk[:, 1:].reshape(-1), reduction="sum")
+            total += float(loss)
+            count += chunk[:, 1:].numel()
+        model.train()
+        return total / max(1, count)
+
+    def _current_lr(self) -> float:
+        progress = None
+        if self.plan.minutes is not None:
+            by_time = self._elapsed() / (self.plan.minutes * 60.0)
+            by_step = self.step / self.plan.steps if self.plan.steps else 0.0
+            progress = max(by_time, by_step)
+        return lr_at(self.step, self.plan.lr, self.plan.warmup, self.plan.steps or 1, progress)
+
+    def _state_json(self) -> dict[str, Any]:
+        return {
+            "settings": self.s.to_json(), "plan_steps": self.plan.steps, "step": self.step,
+            "elapsed": self._elapsed(), "tokens_seen": self.tokens_seen, "history": self.history,
+            "best_loss": None if math.isinf(self.best_loss) else self.best_loss, "best_step": self.best_step,
+            "last_valid": self.last_valid, "last_valid_bpc": self.last_valid_bpc,
+            "world_size": self.dist.world_size, "model": _config_for(self.plan.kind, self.plan.model_args,
+                                                                     self.tokenizer.vocab_size).to_dict(),
+        }
+
+    def _save_resume(self) -> None:
+        if self.dist.main:
+            _save_resume(self.resume_dir, self.model, self.optimizer, self.best_tensors, self.tokenizer,
+                         self._state_json())
+            self._event("save", message=f"saved resume state at step {self.step}")
+        self.last_save_step, self.last_save_time = self.step, time.perf_counter()
+
+    def _meta(self, metrics: dict[str, Any], finished: bool) -> dict[str, Any]:
+        return {
+            "name": self.plan.name,
+            "description": _describe(self.s, self.plan, self.corpus.name),
+            "corpus": {"name": self.corpus.name, "split": self.split.info},
+            "training": {
+                "method": "gradient", "family": self.plan.family, "settings": self.s.to_json(),
+                "steps": self.step, "planned_steps": self.plan.steps, "finished": finished,
+                "tokens_seen": self.tokens_seen, "seconds": round(self._elapsed(), 2),
+                "device": str(self.device), "world_size": self.dist.world_size,
+                "best_step": self.best_step,
+                "best_valid_nats_per_token": None if math.isinf(self.best_loss) else round(self.best_loss, 5),
+                "history": self.history,
+            },
+            "metrics": metrics,
+        }
+
+    def _sample_metrics(self) -> dict[str, Any]:
+        bpc = self.best_loss * self.valid_tokens_per_char / math.log(2)
+        return {"valid_bits_per_char": round(bpc, 4), "valid_nats_per_char": round(bpc * math.log(2), 4),
+                "estimated_from_sample": True}
+
+    def _write_best_checkpoint(self, final: bool, finished: bool) -> None:
+        """Save the best weights so far as the checkpoint (final: with the full held-out metrics)."""
+        from lm.checkpoint import save_checkpoint
+        from lm.models import build_model
+
+        config = _config_for(self.plan.kind, self.plan.model_args, self.tokenizer.vocab_size)
+        tensors = self.best_tensors if self.best_tensors is not None else self.model.state_tensors()
+        best = build_model(config, {k: v.detach().cpu() for k, v in tensors.items()})
+        best.eval()
+        best.requires_grad_(False)
+        if final:
+            self._event("eval", message="scoring the held-out text")
+            metrics = held_out_metrics(best.to(self.device), self.tokenizer, self.split.valid.text,
+                                       max_chars=self.s.score_chars)
+            best = best.cpu()
+            metrics["valid_nats_per_token_sample"] = None if math.isinf(self.best_loss) else round(self.best_loss, 5)
+        else:
+            metrics = self._sample_metrics()
+        self.meta = self._meta(metrics, finished)
+        save_checkpoint(self.plan.directory, best, self.tokenizer, self.meta)
+        self.best_model = best
+        self.checkpoint_step = self.best_step
+
+    def _eval_and_keep_best(self) -> None:
+        loss = self._evaluate()
+        self.last_valid = round(loss, 5)
+        self.last_valid_bpc = round(loss * self.valid_tokens_per_char / math.log(2), 4)
+        self.history["valid"].append([self.step, self.last_valid, self.last_valid_bpc])
+        if loss < self.best_loss:
+            self.best_loss, self.best_step = loss, self.step
+            self.best_tensors = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_tensors().items()}
+        self._event("eval", valid_loss=self.last_valid, valid_bits_per_char=self.last_valid_bpc,
+                    message=f"held-out {self.last_valid:.4f} nats/token")
+
+    # -- the loop ---------------------------------------------------------------------------------------
+    def run(self) -> TrainResult:
+        s, plan = self.s, self.plan
+        saved = _read_resume(self.resume_dir) if s.resume else None
+        if saved is not None:
+            if saved["settings"]["family"] != s.family:
+                raise LMError(f"{self.resume_dir.name} holds a {saved['settings']['family']} run, not {s.family}")
+        self._load_data(saved)
+        self._build(saved)
+        if saved is not None:
+            expected = _config_for(plan.kind, plan.model_args, self.tokenizer.vocab_size).to_dict()
+            if saved["model"] != expected:
+                raise LMError(f"{self.resume_dir.name} holds a model of another shape; resume with the same "
+                              "model settings or delete it to start over")
+        elif self.dist.main and self.resume_dir.exists():  # a state of an earlier run, not asked for
+            self._event("setup", message=f"starting over: removing {self.resume_dir.name} (use resume to continue)")
+            shutil.rmtree(self.resume_dir, ignore_errors=True)
+        self._restore_counters(saved)
+        self.meta: dict[str, Any] = {}
+        self.best_model = None
+        self.checkpoint_step = -1
+        self.t0 = time.perf_counter()
+        self.last_save_step, self.last_save_time = self.step, self.t0
+        self.lr = self._current_lr()
+        if saved is not None:
+            self._event("setup", message=f"resumed at step {self.step}")
+        tokens_per_step = self.plan.batch_size * self.plan.context * self.dist.world_size
+        window_t0, window_tokens = time.perf_counter(), 0
+        loss_sum = torch.zeros((), device=self.device)
+        loss_count = 0
+        stopped = time_up = asked = False
+        params = list(self.model.parameters())
+        while not self._finished_by_steps():
+            self.lr = self._current_lr()
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.lr
+            batch, dropout_seed = self._batch(self.step)
+            loss = self._forward_loss(batch, dropout_seed)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if s.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(params, s.grad_clip)
+            self.optimizer.step()
+            self.step += 1
+            self.tokens_seen += tokens_per_step
+            window_tokens += tokens_per_step
+            loss_sum += loss.detach()
+            loss_count += 1
+
+            if self.step % s.log_every == 0 or self._finished_by_steps():
+                # the one point where ranks talk outside DDP: they agree on the mean loss and on stopping, so
+                # every rank leaves the loop at the same step (a clock or a signal seen by one rank is enough)
+                over_time = plan.minutes is not None and self._elapsed() >= plan.minutes * 60.0
+                summary = torch.tensor([float(loss_sum), float(loss_count),
+                                        float(_stop_requested(s) or asked), float(over_time)])
+                if self.dist.enabled:
+                    import torch.distributed as dist
+
+                    summary = summary.to(self.device)
+                    dist.all_reduce(summary)
+                    summary = summary.cpu()
+                mean = float(summary[0]) / max(1.0, float(summary[1]))
+                loss_sum.zero_()
+                loss_count = 0
+                now = time.perf_counter()
+                tps = window_tokens / max(1e-9, now - window_t0)
+                window_t0, window_tokens = now, 0
+                self.history["train"].append([self.step, round(mean, 5)])
+                # a callback's stop request is acted on at once alone, at the next agreement point in a group
+                asked = self._event("train", train_loss=mean, tokens_per_second=tps, lr=self.lr) or asked
+                time_up = bool(summary[3] > 0)
+                stopped = bool(summary[2] > 0) or (asked and not self.dist.enabled)
+            if self.step % plan.eval_every == 0 and self.dist.main and not self._finished_by_steps():
+                self._eval_and_keep_best()
+            if not self.dist.enabled and (asked or _stop_requested(s)):  # alone: act on a request at once
+                stopped = True
+            if stopped or time_up:
+                break
+            due = (self.step - self.last_save_step >= plan.save_every
+                   or time.perf_counter() - self.last_save_time >= s.save_minutes * 60.0)
+            if due and not self._finished_by_steps():
+                if self.dist.main:
+                    self._maybe_write_intermediate_checkpoint()
+                self._save_resume()
+        finished = self._finished_by_steps() or time_up
+        stopped = not finished
+        if self.dist.main:
+            self._eval_and_keep_best()
+        if self.dist.main and self.step > 0:
+            self._write_best_checkpoint(final=True, finished=finished)
+            if finished and not s.keep_resume_state:
+                shutil.rmtree(self.resume_dir, ignore_errors=True)
+        if not finished or s.keep_resume_state:
+            self._save_resume()  # a stopped run continues with resume=True
+        self._write_checksum()
+        if self.dist.enabled:
+            import torch.distributed as dist
+
+            dist.barrier()
+        self._event("done", message=f"saved {plan.directory}" if self.step > 0 else "stopped before training")
+        best_model = self.best_model if self.best_model is not None else self.model.cpu().eval()
+        return TrainResult(plan.name, plan.directory if self.step > 0 and self.dist.main else None, best_model,
+                           self.tokenizer, self.meta, self.step, self._elapsed(), stopped, self.history)
+
+    def _finished_by_steps(self) -> bool:
+        return self.plan.steps is not None and self.step >= self.plan.steps
+
+    def _maybe_write_intermediate_checkpoint(self) -> None:
+        if self.best_tensors is not None and self.best_step != self.checkpoint_step:
+            self._write_best_checkpoint(final=False, finished=False)
+
+    def _write_checksum(self) -> None:
+        target = os.environ.get(CHECKSUM_ENV)
+        if not target:
+            return
+        total = sum(float(p.detach().double().sum()) for p in self.model.parameters())
+        last = self.history["train"][-1][1] if self.history["train"] else None
+        first = self.history["train"][0][1] if self.history["train"] else None
+        data = {"rank": self.dist.rank, "world_size": self.dist.world_size, "checksum": total,
+                "first_loss": first, "last_loss": last, "step": self.step}
+        Path(target).mkdir(parents=True, exist_ok=True)
+        (Path(target) / f"rank{self.dist.rank}.json").write_text(json.dumps(data), encoding="utf-8")
