@@ -1,0 +1,113 @@
+"""Attention: which earlier tokens each head of a Transformer looks at, for a text you type.
+
+Thin page: `lm.inspect` runs the model's trace (cached per model and text, so moving a slider only re-slices
+it) and `lm.viz` draws every figure.
+"""
+
+import math
+
+import streamlit as st
+
+from lm import viz
+from lm.errors import LMError
+from lm.inspect import head_summary, inspect_text
+from ui.loaders import available_models, cached_model, get_model
+from ui.state import init_from_query, write_query
+from ui.widgets import model_label, preferred_models
+
+TEXTS = {  # a first text per corpus that shows previous-token, name-matching and punctuation heads
+    "shakespeare": "ROMEO:\nBut soft, what light through yonder window breaks?\nIt is the east, and Juliet is "
+                   "the sun.\n\nJULIET:\nO Romeo, Romeo! wherefore art thou Romeo?",
+    "names": "anna\nhannah\nmaria\nmarianne\nelena\nhelena\n",
+    "python": "def add(a, b):\n    return a + b\n\n\ndef mul(a, b):\n    return a * b\n",
+}
+LAST = 10**6  # "the last token": clamped to the text's length
+
+
+@st.cache_resource(max_entries=8, show_spinner="Running the model on the text…")
+def inspection(model_name: str, text: str):
+    return inspect_text(cached_model(model_name), text)
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def heads_views(model_name: str, text: str):
+    """The all-heads grid and the per-head summary: they depend on the text, not on the sliders."""
+    trace = inspection(model_name, text).trace
+    summary = head_summary(trace.attention, trace.head_output_norm)
+    T = trace.attention.shape[-1]
+    return (viz.attention_grid(trace.attention), viz.head_summary_figure(summary.entropy, summary.distance,
+                                                                         math.log(T) or None, title=None), summary.rows())
+
+
+def clamp(key: str, size: int) -> None:
+    st.session_state[key] = min(max(int(st.session_state[key]), 0), size - 1)
+
+
+@st.fragment
+def head_view(name: str, text: str) -> None:
+    """Layer/head/token pickers and the views they drive: a fragment, so a slider re-runs only this part."""
+    ins = inspection(name, text)
+    attention = ins.trace.attention  # [layers, heads, T, T]
+    layers, heads, T, _ = attention.shape
+    for key, size in (("att_layer", layers), ("att_head", heads), ("att_token", T)):
+        clamp(key, size)
+    cols = st.columns([1, 1, 4])
+    cols[0].selectbox("Layer", range(layers), key="att_layer")
+    cols[1].selectbox("Head", range(heads), key="att_head")
+    cols[2].select_slider("Attention from token", range(T), key="att_token",
+                          format_func=lambda t: f"{t}: {viz.visible(ins.tokens[t], 16)}")
+    write_query(["att_model", "att_text", "att_layer", "att_head", "att_token"])
+    layer, head, token = st.session_state["att_layer"], st.session_state["att_head"], st.session_state["att_token"]
+    left, right = st.columns([3, 2])
+    with left:
+        st.plotly_chart(viz.attention_heatmap(attention[layer, head], ins.tokens,
+                                              title=f"Layer {layer}, head {head}"),
+                        key="att_heatmap", width="stretch", theme=None)
+    with right:
+        st.subheader(f"Where token {token} ({viz.visible(ins.tokens[token], 16)}) looks")
+        st.markdown(viz.attention_text_html(ins.pieces, attention[layer, head, token], token),
+                    unsafe_allow_html=True)
+        st.caption("Darker = more attention (relative to the strongest). Hover a token for its weight. "
+                   "A causal model cannot look ahead, so later tokens stay blank.")
+
+
+def main() -> None:
+    st.title("Attention")
+    models = available_models(families=("transformer",))
+    if not models:
+        st.info("No Transformer models yet — train one on the Train page (or import GPT-2 with `python -m lm`).")
+        return
+    infos = {m.name: m for m in models}
+    init_from_query({"att_model": preferred_models(models)[0]}, allowed={"att_model": list(infos)})
+    st.sidebar.selectbox("Model", list(infos), key="att_model", format_func=lambda n: model_label(infos[n]))
+    name = st.session_state["att_model"]
+    init_from_query({"att_text": TEXTS.get(infos[name].corpus, TEXTS["shakespeare"]), "att_layer": 0,
+                     "att_head": 0, "att_token": LAST})
+    st.caption("Each head of each layer decides how much every earlier token matters for the current one. "
+               "Rows: the token doing the looking (query); columns: the tokens it looks at (keys).")
+    st.text_area("Text", key="att_text", height=120)
+    loaded = get_model(name)
+    if loaded is None:
+        return
+    try:
+        ins = inspection(name, st.session_state["att_text"])
+    except LMError as exc:
+        st.error(str(exc))
+        return
+    if ins.note:
+        st.caption(ins.note)
+    head_view(name, st.session_state["att_text"])
+    grid, summary_fig, rows = heads_views(name, st.session_state["att_text"])
+    st.subheader("Every head at once")
+    st.caption("Look for patterns: a bright diagonal just below the main one is a previous-token head; a bright "
+               "first column is a head that parks its attention on the first token.")
+    st.plotly_chart(grid, key="att_grid", width="stretch", theme=None)
+    st.subheader("Per-head summary")
+    st.plotly_chart(summary_fig, key="att_summary", width="stretch", theme=None)
+    with st.expander("Table of every head"):
+        st.dataframe(rows, key="att_table", hide_index=True,
+                     column_config={k: st.column_config.NumberColumn(format="%.3f") for k in rows[0]
+                                    if k not in ("layer", "head")})
+
+
+main()

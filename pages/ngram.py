@@ -1,0 +1,100 @@
+"""Counting: how an n-gram model turns counts into next-token probabilities, and why smoothing matters.
+
+Thin page: `lm.inspect` looks up counts, back-off paths and held-out scores (the over-fitting chart is cached
+per model, it scores the held-out text at every order), `lm.viz` draws the charts.
+"""
+
+import streamlit as st
+
+from lm import viz
+from lm.errors import LMError
+from lm.inspect import backoff_table, ngram_backoff, ngram_counts, ngram_order_scores, ngram_smoothing_comparison
+from lm.models.ngram import SMOOTHINGS
+from ui.loaders import available_models, cached_model, get_model
+from ui.state import init_from_query, write_query
+from ui.widgets import model_label, preferred_models
+
+CONTEXTS = {"shakespeare": "JULIET:\nO Romeo, Romeo! wherefore art thou R", "names": "mar", "python": "def __in"}
+MAX_CHART_ORDER = 7
+
+
+@st.cache_data(max_entries=16, show_spinner="Scoring held-out text at every order and smoothing (once per model)…")
+def order_scores(model_name: str):
+    loaded = cached_model(model_name)
+    return ngram_order_scores(loaded, orders=range(1, MAX_CHART_ORDER + 1))
+
+
+def main() -> None:
+    st.title("Counting: n-gram models")
+    models = available_models(families=("ngram",))
+    if not models:
+        st.info("No n-gram models yet — count one on the Train page.")
+        return
+    infos = {m.name: m for m in models}
+    init_from_query({"ng_model": preferred_models(models, ("ngram",))[0]}, allowed={"ng_model": list(infos)})
+    st.sidebar.selectbox("Model", list(infos), key="ng_model", format_func=lambda n: model_label(infos[n]))
+    name = st.session_state["ng_model"]
+    loaded = get_model(name)
+    if loaded is None:
+        return
+    model, tok = loaded.model, loaded.tokenizer
+    init_from_query({"ng_context": CONTEXTS.get(infos[name].corpus, "the "), "ng_order": model.config.order,
+                     "ng_smoothing": model.config.smoothing}, allowed={"ng_smoothing": SMOOTHINGS})
+    st.session_state["ng_order"] = min(max(int(st.session_state["ng_order"]), 1), model.max_order)
+    st.caption("An n-gram model predicts the next token from the last n-1 tokens only, by counting what followed "
+               "them in the training text. Smoothing decides what to do with things it never saw.")
+    cols = st.columns([3, 2, 2])
+    cols[0].text_area("Context", key="ng_context", height=80)
+    if model.max_order > 1:
+        cols[1].slider("Order n", 1, model.max_order, key="ng_order", help="Uses the last n-1 tokens as context.")
+    cols[2].selectbox("Smoothing (for the back-off path)", SMOOTHINGS, key="ng_smoothing",
+                      format_func=lambda s: viz.SMOOTHING_LABELS.get(s, s))
+    write_query(["ng_model", "ng_context", "ng_order", "ng_smoothing"])
+    order, smoothing = st.session_state["ng_order"], st.session_state["ng_smoothing"]
+    ids = tok.encode(st.session_state["ng_context"])
+    if not ids:
+        st.error("Type a context: the model needs at least one token to look up.")
+        return
+    try:
+        used, counts, total = ngram_counts(model, ids, order)
+        comparison = ngram_smoothing_comparison(loaded, ids, SMOOTHINGS, order=order, k=10)
+    except LMError as exc:
+        st.error(str(exc))
+        return
+    shown = "".join(tok.token_strings(used)) if used else ""
+    st.subheader(f"What followed {viz.visible(shown, 40)!r} in training" if used else "Counts of single tokens")
+    if order > 1 and len(used) < min(order - 1, len(ids)):
+        st.caption(f"The full context of {min(order - 1, len(ids))} tokens never occurred in training; these are the "
+                   f"counts after its longest seen ending ({len(used)} tokens).")
+    st.dataframe([{"next token": viz.visible(s, 20), "count": c, "share": c / max(total, 1)}
+                  for (_, c), s in zip(counts, tok.token_strings([t for t, _ in counts]))],
+                 key="ng_counts", hide_index=True, height=220,
+                 column_config={"share": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="%.3f")})
+    st.caption(f"{total:,} times in all; {len(counts)} most frequent shown.")
+    st.plotly_chart(viz.smoothing_bars(comparison), key="ng_bars", width="stretch", theme=None)
+    top = {i: f"{viz.visible(s, 20)}  (p = {p:.3f})" for i, s, p in comparison[smoothing]}
+    st.subheader("The back-off path")
+    if st.session_state.get("ng_target") not in top:  # a new context or smoothing: explain its top token
+        st.session_state["ng_target"] = next(iter(top))
+    st.selectbox("Explain the probability of", list(top), key="ng_target", format_func=top.get)
+    rows, notes = ngram_backoff(model, tok, ids, st.session_state["ng_target"], order, smoothing)
+    st.dataframe(backoff_table(rows, tok, lambda s: viz.visible(s, 40)), key="ng_backoff", hide_index=True)
+    st.caption(f"{viz.SMOOTHING_LABELS.get(smoothing, smoothing)}: one row per order, longest context first. "
+               "The weight is how much probability is handed down to the next shorter context.")
+    for note in notes:
+        st.info(note)
+    st.subheader("Longer context is not always better")
+    try:
+        scores = order_scores(name)
+    except LMError as exc:
+        st.error(str(exc))
+        return
+    st.plotly_chart(viz.order_chart(scores), key="ng_orders", width="stretch", theme=None)
+    missing = f" Orders above {model.max_order} were not counted for this model." \
+        if model.max_order < MAX_CHART_ORDER else ""
+    st.caption("Scored on held-out text the model never saw. Without smoothing (MLE) one unseen n-gram makes the "
+               "score infinite; add-k gets worse at high orders because most long contexts are rare; Kneser-Ney "
+               f"holds up best.{missing}")
+
+
+main()

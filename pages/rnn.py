@@ -1,0 +1,114 @@
+"""Memory: the gates, cell state and hidden state of an RNN / GRU / LSTM, step by step over a text you type.
+
+Thin page: `lm.inspect` runs the model's trace (cached per model and text, so moving a slider only re-slices
+it), finds units that follow simple text features, and measures gate saturation; `lm.viz` draws everything.
+"""
+
+import streamlit as st
+
+from lm import viz
+from lm.errors import LMError
+from lm.inspect import SIGMOID_STATES, feature_units, gate_saturation, inspect_text
+from ui.loaders import available_models, cached_model, get_model
+from ui.state import init_from_query, write_query
+from ui.widgets import model_label, preferred_models
+
+TEXTS = {  # a first text per corpus with line ends, capitals, speaker lines (and quotes where the corpus has them)
+    "shakespeare": "ROMEO:\nBut soft, what light through yonder window breaks?\nIt is the east, and Juliet is "
+                   "the sun.\nArise, fair sun, and kill the envious moon.\n\nJULIET:\nAy me!\n\nROMEO:\n"
+                   "She speaks: O, speak again, bright angel!",
+    "names": "emma\nolivia\nava\nisabella\nsophia\ncharlotte\nmia\namelia\nharper\nevelyn\nabigail\n",
+    "python": 'def greet(name):\n    """Say hello."""\n    message = "Hello, " + name + "!"\n'
+              '    print(message)\n    return len(message)\n',
+}
+
+
+@st.cache_resource(max_entries=16, show_spinner="Running the model on the text…")
+def inspection(model_name: str, text: str):
+    return inspect_text(cached_model(model_name), text)
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def matches(model_name: str, text: str, state: str, layer: int):
+    return feature_units(inspection(model_name, text), state, layer, top=3)
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def saturation(model_name: str, text: str, layer: int):
+    states = inspection(model_name, text).trace.states
+    return viz.saturation_figure({n: gate_saturation(v[layer]) for n, v in states.items() if n in SIGMOID_STATES},
+                                 title=None)
+
+
+def jump_to_unit() -> None:
+    """Selecting a feature match moves the unit widget to that unit (runs before the rerun)."""
+    choice = st.session_state.get("rnn_jump")
+    if choice is not None:
+        st.session_state["rnn_unit"] = int(choice.split("unit ")[1].split(" ")[0])
+        st.session_state["rnn_jump"] = None  # an action menu: ready for the next jump
+
+
+def main() -> None:
+    st.title("Memory inside a recurrent network")
+    models = available_models(families=("rnn",))
+    if not models:
+        st.info("No RNN, GRU or LSTM models yet — train one on the Train page.")
+        return
+    infos = {m.name: m for m in models}
+    init_from_query({"rnn_model": preferred_models(models, ("rnn",))[0]}, allowed={"rnn_model": list(infos)})
+    st.sidebar.selectbox("Model", list(infos), key="rnn_model", format_func=lambda n: model_label(infos[n]))
+    name = st.session_state["rnn_model"]
+    init_from_query({"rnn_text": TEXTS.get(infos[name].corpus, TEXTS["shakespeare"]), "rnn_layer": 0})
+    st.caption("A recurrent network reads one token at a time and carries a vector of numbers (its memory) to "
+               "the next step. Each row below is one unit of that memory; each column one step of the text.")
+    st.text_area("Text", key="rnn_text", height=120)
+    loaded = get_model(name)
+    if loaded is None:
+        return
+    text = st.session_state["rnn_text"]
+    try:
+        ins = inspection(name, text)
+    except LMError as exc:
+        st.error(str(exc))
+        return
+    if ins.note:
+        st.caption(ins.note)
+    states = ins.trace.states  # name -> [layers, T, units]
+    names = list(states)
+    layers, _, units = states[names[0]].shape
+    st.session_state["rnn_layer"] = min(max(int(st.session_state["rnn_layer"]), 0), layers - 1)
+    init_from_query({"rnn_state": "cell" if "cell" in states else "hidden"}, allowed={"rnn_state": names})
+    if st.session_state["rnn_state"] not in states:
+        st.session_state["rnn_state"] = "cell" if "cell" in states else "hidden"
+    found = matches(name, text, st.session_state["rnn_state"], st.session_state["rnn_layer"])
+    init_from_query({"rnn_unit": max(found, key=lambda m: abs(m.r)).unit if found else 0})
+    st.session_state["rnn_unit"] = min(max(int(st.session_state["rnn_unit"]), 0), units - 1)
+    cols = st.columns([1, 2, 1, 3])
+    cols[0].selectbox("Layer", range(layers), key="rnn_layer")
+    cols[1].selectbox("Show", names, key="rnn_state", format_func=lambda n: viz.STATE_LABELS.get(n, n))
+    cols[2].number_input("Unit", 0, units - 1, step=1, key="rnn_unit")
+    cols[3].selectbox("Jump to a unit that follows…", [f"{m.feature}: unit {m.unit} (r = {m.r:+.2f})" for m in found],
+                      index=None, key="rnn_jump", on_change=jump_to_unit, placeholder="pick a text feature",
+                      help="Units whose value correlates best with simple features of this text.")
+    write_query(["rnn_model", "rnn_text", "rnn_layer", "rnn_state", "rnn_unit"])
+    layer, state, unit = st.session_state["rnn_layer"], st.session_state["rnn_state"], st.session_state["rnn_unit"]
+    values = states[state][layer]  # [T, units]
+    st.plotly_chart(viz.state_heatmap(values, ins.tokens, state, highlight_unit=unit,
+                                      title=f"{viz.STATE_LABELS.get(state, state)}, layer {layer}: every unit over time"),
+                    key="rnn_heatmap", width="stretch", theme=None)
+    st.subheader(f"Unit {unit} on the text")
+    st.markdown(viz.unit_text_html(ins.pieces, values[:, unit], state, unit), unsafe_allow_html=True)
+    st.caption("Red = positive, blue = negative (gates: orange = open). Hover a token for the exact value.")
+    st.plotly_chart(viz.unit_line(values[:, unit], ins.tokens, unit, state), key="rnn_unit_line", width="stretch", theme=None)
+    with st.expander("Units that best follow simple text features", expanded=False):
+        st.dataframe([{"feature": m.feature, "unit": m.unit, "correlation r": round(m.r, 3)} for m in found],
+                     key="rnn_matches", hide_index=True)
+        st.caption("Correlation over this text only: type a longer or different text to test a hunch.")
+    if any(n in SIGMOID_STATES for n in names):
+        st.subheader("Gate saturation")
+        st.caption("For every unit of each gate: the share of steps it spent almost fully open (> 0.9) or almost "
+                   "shut (< 0.1). Units near 1 act like switches; a forget gate stuck open keeps a memory for long.")
+        st.plotly_chart(saturation(name, text, layer), key="rnn_saturation", width="stretch", theme=None)
+
+
+main()
