@@ -161,7 +161,7 @@ def build_from_recipe(path: Path, destination: Path) -> LoadedModel:
 
     recipe = json.loads((path / RECIPE_FILE).read_text(encoding="utf-8"))
     tokenizer_path = path / TOKENIZER_FILE if (path / TOKENIZER_FILE).is_file() else None
-    model, tokenizer, meta = build_ngram(recipe_settings(recipe), tokenizer_path=tokenizer_path)
-    meta.update({"recipe": recipe, "description": recipe.get("description", "")})
+    model, tokenizer, meta = build_ngram(recipe_settings(recipe), tokenizer_path=tokenizer_path, evaluate=False)
+    meta.update({"recipe": recipe, "description": recipe.get("description", ""), "metrics": recipe.get("metrics", {})})
     save_checkpoint(destination, model, tokenizer, meta)
     return load_checkpoint(destination, name=path.name)
