@@ -1,7 +1,32 @@
-"""LM Playground — the Streamlit entry point. It only routes: each page lives in pages/."""
+"""LM Playground — the Streamlit entry point. It only routes: each page lives in pages/.
+
+`PAGES` is the one list of pages (section, file, title, icon, URL path); tests read it with `ast` to visit
+every page. A page whose file is not there (yet) is left out of the menu rather than breaking the app.
+"""
+
+from pathlib import Path
 
 import streamlit as st
 
+from ui.widgets import compact_layout  # importing ui also sets torch's inference threads (see ui/__init__.py)
+
+PAGES = [
+    ("Start", "pages/home.py", "Home", ":material/home:", "home"),
+    ("Generate", "pages/playground.py", "Playground", ":material/edit_note:", "playground"),
+    ("Generate", "pages/compare.py", "Compare models", ":material/view_column:", "compare"),
+    ("Look inside", "pages/attention.py", "Attention (Transformer)", ":material/hub:", "attention"),
+    ("Look inside", "pages/rnn.py", "Memory (RNN / LSTM)", ":material/memory:", "rnn"),
+    ("Look inside", "pages/ngram.py", "Counting (n-gram)", ":material/table_chart:", "ngram"),
+    ("Look inside", "pages/tokenizers.py", "Tokenizers", ":material/segment:", "tokenizers"),
+    ("Make your own", "pages/train.py", "Train a model", ":material/model_training:", "train"),
+]
+
+ROOT = Path(__file__).resolve().parent
 st.set_page_config(page_title="LM Playground", page_icon="🎭", layout="wide")
-st.title("LM Playground")
-st.write("Prompt small language models — n-gram, LSTM and Transformer — and see inside them. Pages are coming.")
+compact_layout()
+sections: dict[str, list] = {}
+for section, file, title, icon, url_path in PAGES:
+    if (ROOT / file).is_file():
+        sections.setdefault(section, []).append(
+            st.Page(file, title=title, icon=icon, url_path=url_path, default=url_path == "home"))
+st.navigation(sections).run()

@@ -22,13 +22,17 @@ Use from pytest (import the fixture into a test module or a conftest):
     def test_something(app_home):                    # app_home: pathlib.Path of LM_PLAYGROUND_HOME
         ...
 
-`app_home` builds the zoo once per test session in a temporary directory, sets
-`os.environ["LM_PLAYGROUND_HOME"]` to it for the session (restored afterwards) and returns the path.
-From a script: `python -m tests.app_fixtures /some/dir` builds the same zoo there.
+`app_home` builds the zoo once per test process in a temporary directory (every module that imports the
+fixture gets the same one), sets `os.environ["LM_PLAYGROUND_HOME"]` to it and returns the path. The
+directory goes when the process exits. The shipped zoo in `assets/` is listed by the registry as well, so a
+test that needs a particular model should name a tiny one (e.g. `?model=tiny-char-lstm`) rather than rely
+on a page's default, which prefers the zoo's Shakespeare models once they exist.
+From a script: `python -m tests.app_fixtures /some/dir` builds the same models there.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import sys
@@ -60,7 +64,7 @@ def _train_neural(model, ids: list[int], steps: int, seq_len: int, seed: int) ->
         opt.zero_grad()
         loss.backward()
         opt.step()
-        loss_value = float(loss)
+        loss_value = loss.item()
     model.eval()
     model.requires_grad_(False)
     return loss_value
@@ -81,6 +85,15 @@ def _meta(split, model, tokenizer, method: str, **extra) -> dict:
 
 def build_tiny_zoo(home: Path | str) -> Path:
     """Write the tiny checkpoints into `home/models/` (replacing any there); returns `home`."""
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny models train fastest on one thread, above all on a busy shared CPU
+    try:
+        return _build(Path(home))
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _build(home: Path) -> Path:
     from lm.checkpoint import save_checkpoint
     from lm.corpus import load_corpus
     from lm.models.ngram import NgramModel
@@ -88,7 +101,6 @@ def build_tiny_zoo(home: Path | str) -> Path:
     from lm.models.transformer import TransformerConfig, TransformerModel
     from lm.tokenizer import Tokenizer
 
-    home = Path(home)
     models = home / "models"
     models.mkdir(parents=True, exist_ok=True)
     corpus = load_corpus(CORPUS)
@@ -122,12 +134,27 @@ def build_tiny_zoo(home: Path | str) -> Path:
     return home
 
 
+_built: dict[str, Path] = {}
+
+
+def shared_home() -> Path:
+    """The tiny zoo of this test process: built on first use, removed when the process exits."""
+    if "home" not in _built:
+        home = Path(tempfile.mkdtemp(prefix="lm-app-home-"))
+        atexit.register(shutil.rmtree, home, True)
+        build_tiny_zoo(home)
+        _built["home"] = home
+    return _built["home"]
+
+
 @pytest.fixture(scope="session")
 def app_home():
-    """A temporary LM_PLAYGROUND_HOME holding the tiny zoo, set in os.environ for the whole session."""
-    home = Path(tempfile.mkdtemp(prefix="lm-app-home-"))
+    """A temporary LM_PLAYGROUND_HOME holding the tiny zoo, set in os.environ for the session.
+
+    Several test modules import this fixture; they all get the same directory (built once per process).
+    """
     before = os.environ.get("LM_PLAYGROUND_HOME")
-    build_tiny_zoo(home)
+    home = shared_home()
     os.environ["LM_PLAYGROUND_HOME"] = str(home)
     try:
         yield home
@@ -136,7 +163,6 @@ def app_home():
             os.environ.pop("LM_PLAYGROUND_HOME", None)
         else:
             os.environ["LM_PLAYGROUND_HOME"] = before
-        shutil.rmtree(home, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,129 @@
+"""The background training job manager (lm/jobs.py): cap, cancel, persistence across restarts, uploads.
+
+A fake `train_fn` stands in for `lm.train.train` so these tests take milliseconds; the real training path
+is exercised by tests/test_app_pages.py.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from lm.errors import LMError
+from lm.jobs import JobManager, progress_fraction, save_upload
+from lm.train import TrainEvent, TrainResult, TrainSettings
+
+
+def fake_train(release: threading.Event | None = None, fail: str | None = None):
+    """A train() lookalike: a few events, waits for `release` (or a stop request), then 'saves'."""
+
+    def train(settings: TrainSettings, callback):
+        for step in range(1, 4):
+            stop = callback(TrainEvent(step, 10, 3.0 - step * 0.1, None, 1e-3, 100.0, step * 0.1, "train"))
+            if stop:
+                break
+        callback(TrainEvent(3, 10, None, 2.5, 1e-3, 0.0, 0.3, "eval", valid_bits_per_char=3.6))
+        if fail:
+            raise LMError(fail)
+        while release is not None and not release.is_set() and not settings.should_stop.is_set():
+            time.sleep(0.01)
+        stopped = settings.should_stop.is_set()
+        return TrainResult(settings.name, Path("/nowhere") / settings.name, None, None,
+                           {"metrics": {"valid_bits_per_char": 3.5}}, 3, 0.3, stopped, {})
+
+    return train
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("LM_PLAYGROUND_HOME", str(tmp_path))
+    return tmp_path
+
+
+def settings(name: str, **kw) -> TrainSettings:
+    return TrainSettings(family="lstm", corpus="names", name=name, preset="tiny", steps=10, device="cpu", **kw)
+
+
+def test_a_job_runs_reports_progress_and_is_saved(home):
+    manager = JobManager(home, train_fn=fake_train())
+    job = manager.submit(settings("job-a"))
+    record = manager.wait(job, 10)
+    assert record["status"] == "finished" and record["result"]["valid_bits_per_char"] == 3.5
+    assert [p[0] for p in record["history"]["train"]] == [1, 2, 3]
+    assert record["history"]["valid"] == [[3, 2.5, 3.6]]
+    assert progress_fraction(record) == 1.0
+    saved = json.loads((home / "jobs" / f"{job}.json").read_text())
+    assert saved["status"] == "finished" and saved["name"] == "job-a"
+
+
+def test_the_cap_refuses_a_second_training_with_one_line(home):
+    release = threading.Event()
+    manager = JobManager(home, max_concurrent=1, train_fn=fake_train(release))
+    first = manager.submit(settings("job-one"))
+    with pytest.raises(LMError, match="already training 1 model.*job-one.*limit is 1"):
+        manager.submit(settings("job-two"))
+    release.set()
+    assert manager.wait(first, 10)["status"] == "finished"
+    assert manager.wait(manager.submit(settings("job-two")), 10)["status"] == "finished"
+
+
+def test_cancel_stops_the_run(home):
+    manager = JobManager(home, train_fn=fake_train(threading.Event()))
+    job = manager.submit(settings("job-c"))
+    assert manager.cancel(job)
+    record = manager.wait(job, 10)
+    assert record["status"] == "cancelled"
+    assert not manager.cancel(job)  # nothing left to cancel
+
+
+def test_a_failed_run_ends_failed_with_its_message(home):
+    manager = JobManager(home, train_fn=fake_train(fail="the corpus is too short"))
+    record = manager.wait(manager.submit(settings("job-f")), 10)
+    assert record["status"] == "failed" and record["error"] == "the corpus is too short"
+
+
+def test_bad_settings_and_taken_names_fail_before_a_thread_starts(home):
+    manager = JobManager(home, train_fn=fake_train())
+    with pytest.raises(LMError, match="invalid model name"):
+        manager.submit(settings("Bad Name"))
+    (home / "models" / "taken").mkdir(parents=True)
+    (home / "models" / "taken" / "config.json").write_text(json.dumps({"model": {"family": "rnn"}}))
+    with pytest.raises(LMError, match="already exists"):
+        manager.submit(settings("taken"))
+    assert manager.list() == []
+
+
+def test_runs_cut_off_by_a_restart_become_interrupted_and_resumable(home):
+    jobs = home / "jobs"
+    jobs.mkdir()
+    directory = home / "models" / "half-done"
+    (home / "models" / "half-done.resume").mkdir(parents=True)
+    record = {"id": "20250101-000000-abcdef", "name": "half-done", "directory": str(directory), "status": "running",
+              "settings": settings("half-done").to_json(), "created": 1.0, "progress": {"step": 5, "total": 10},
+              "history": {"train": [[5, 2.0]], "valid": []}}
+    (jobs / f"{record['id']}.json").write_text(json.dumps(record))
+    (jobs / "garbage.json").write_text("{not json")
+    manager = JobManager(home, train_fn=fake_train())
+    (loaded,) = manager.list()
+    assert loaded["status"] == "interrupted" and loaded["resumable"] is True
+    assert json.loads((jobs / f"{record['id']}.json").read_text())["status"] == "interrupted"
+    resumed = manager.wait(manager.resume(record["id"]), 10)
+    assert resumed["id"] == record["id"] and resumed["status"] == "finished" and resumed["runs"] == 1
+
+
+def test_uploads_are_validated_and_kept(home):
+    text = ("To be, or not to be, that is the question.\n" * 10).encode()
+    path = save_upload(text, "My Play.TXT")
+    assert path.parent == home / "corpora" and path.name.startswith("my-play-")
+    assert path.read_text(encoding="utf-8") == text.decode().strip()
+    assert save_upload(text, "My Play.TXT") == path  # same bytes, same file
+    with pytest.raises(LMError):
+        save_upload(b"\x00\x01\x02binary" * 100, "x.txt")
+    with pytest.raises(LMError, match="at least 200"):
+        save_upload(b"short text", "x.txt")
+    with pytest.raises(LMError):
+        save_upload(text, "x.txt", max_bytes=100)
