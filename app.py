@@ -1,10 +1,8 @@
 """LM Playground — the Streamlit entry point. It only routes: each page lives in pages/.
 
 `PAGES` is the one list of pages (section, file, title, icon, URL path); tests read it with `ast` to visit
-every page. A page whose file is not there (yet) is left out of the menu rather than breaking the app.
+every page.
 """
-
-from pathlib import Path
 
 import streamlit as st
 
@@ -17,16 +15,14 @@ PAGES = [
     ("Look inside", "pages/attention.py", "Attention (Transformer)", ":material/hub:", "attention"),
     ("Look inside", "pages/rnn.py", "Memory (RNN / LSTM)", ":material/memory:", "rnn"),
     ("Look inside", "pages/ngram.py", "Counting (n-gram)", ":material/table_chart:", "ngram"),
-    ("Look inside", "pages/tokenizers.py", "Tokenizers", ":material/segment:", "tokenizers"),
+    ("Look inside", "pages/tokens.py", "Tokenizers", ":material/segment:", "tokenizers"),
     ("Make your own", "pages/train.py", "Train a model", ":material/model_training:", "train"),
 ]
 
-ROOT = Path(__file__).resolve().parent
 st.set_page_config(page_title="LM Playground", page_icon="🎭", layout="wide")
 compact_layout()
 sections: dict[str, list] = {}
 for section, file, title, icon, url_path in PAGES:
-    if (ROOT / file).is_file():
-        sections.setdefault(section, []).append(
-            st.Page(file, title=title, icon=icon, url_path=url_path, default=url_path == "home"))
+    sections.setdefault(section, []).append(
+        st.Page(file, title=title, icon=icon, url_path=url_path, default=url_path == "home"))
 st.navigation(sections).run()

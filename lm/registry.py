@@ -19,10 +19,16 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from lm.checkpoint import CONFIG_FILE, TOKENIZER_FILE, LoadedModel, load_checkpoint, save_checkpoint
+from typing import TYPE_CHECKING
+
 from lm.errors import LMError
 
-ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
+if TYPE_CHECKING:  # listing models must stay cheap: torch is imported only when a model is loaded
+    from lm.checkpoint import LoadedModel
+
+# The shipped zoo; $LM_PLAYGROUND_ASSETS points elsewhere (tests use it to run the app on tiny models only).
+ASSETS_DIR = Path(os.environ.get("LM_PLAYGROUND_ASSETS") or Path(__file__).resolve().parent.parent / "assets")
+CONFIG_FILE, TOKENIZER_FILE = "config.json", "tokenizer.json"  # as in lm.checkpoint
 RECIPE_FILE = "recipe.json"
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 _build_lock = threading.Lock()
@@ -127,6 +133,8 @@ def resolve(name_or_path: str) -> Path:
 
 def load_model(name_or_path: str) -> LoadedModel:
     """Load a model by name or path; a zoo recipe is built once and cached."""
+    from lm.checkpoint import load_checkpoint
+
     path = resolve(name_or_path)
     if (path / RECIPE_FILE).is_file():
         return _load_recipe(path)
@@ -134,6 +142,8 @@ def load_model(name_or_path: str) -> LoadedModel:
 
 
 def _load_recipe(path: Path) -> LoadedModel:
+    from lm.checkpoint import load_checkpoint
+
     cached = cache_dir() / path.name
     with _build_lock:  # two sessions asking at once build it once
         if (cached / CONFIG_FILE).is_file():
@@ -157,6 +167,7 @@ def recipe_settings(recipe: dict[str, Any]) -> dict[str, Any]:
 
 def build_from_recipe(path: Path, destination: Path) -> LoadedModel:
     """Build the model a zoo recipe describes and save it at `destination`."""
+    from lm.checkpoint import load_checkpoint, save_checkpoint
     from lm.train import build_ngram  # the training module owns every way of producing a model
 
     recipe = json.loads((path / RECIPE_FILE).read_text(encoding="utf-8"))

@@ -21,7 +21,7 @@ TOUR = [
      "What an LSTM's gates open and close as it reads."),
     ("pages/ngram.py", ":material/table_chart:", "5 · Counting",
      "An n-gram model is a table of counts: see the back-off path behind every prediction."),
-    ("pages/tokenizers.py", ":material/segment:", "6 · Tokenizers",
+    ("pages/tokens.py", ":material/segment:", "6 · Tokenizers",
      "Characters or BPE pieces: how the text is cut up before any model sees it."),
     ("pages/train.py", ":material/model_training:", "7 · Train your own",
      "Pick a corpus (or upload a .txt), a model size and a time budget, and watch the loss fall."),

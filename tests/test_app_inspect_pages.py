@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-import lm.tokenizer  # noqa: F401  the real `tokenizers` package, before AppTest puts pages/ (tokenizers.py) on sys.path
+import lm.tokenizer  # noqa: F401
 from app_fixtures import app_home  # noqa: F401  (session fixture: tiny checkpoints in LM_PLAYGROUND_HOME)
 
 streamlit_testing = pytest.importorskip("streamlit.testing.v1")
@@ -112,7 +112,7 @@ def test_ngram_page_bpe_model(app_home):
 
 
 def test_tokenizers_page(app_home):
-    at = page("tokenizers.py", tok_corpus="names", tok_vocab="512", tok_text="<script>x</script> anna",
+    at = page("tokens.py", tok_corpus="names", tok_vocab="512", tok_text="<script>x</script> anna",
               tok_models="tiny-char-lstm,tiny-bpe-ngram")
     ok(at)
     boundaries = [m.value for m in at.markdown if "lm-tokens" in m.value]
@@ -131,7 +131,7 @@ def test_tokenizers_page(app_home):
     ("attention.py", {"att_model": "no-such-model", "att_layer": "x", "att_head": "99", "att_token": "-4"}),
     ("rnn.py", {"rnn_model": "../etc", "rnn_layer": "7", "rnn_state": "bogus", "rnn_unit": "99999"}),
     ("ngram.py", {"ng_model": "tiny-char-ngram", "ng_order": "99", "ng_smoothing": "magic", "ng_context": ""}),
-    ("tokenizers.py", {"tok_vocab": "777", "tok_models": "nope,tiny-char-lstm", "tok_corpus": "klingon",
+    ("tokens.py", {"tok_vocab": "777", "tok_models": "nope,tiny-char-lstm", "tok_corpus": "klingon",
                        "tok_train": "false"}),
 ])
 def test_pages_survive_a_bad_link(app_home, name, query):
@@ -144,7 +144,7 @@ def test_pages_survive_a_bad_link(app_home, name, query):
         unit = at.number_input(key="rnn_unit")
         assert unit.value == unit.max  # clamped to the last unit
         assert at.selectbox(key="rnn_state").value in ("cell", "hidden")  # the default state
-    if name == "tokenizers.py":
+    if name == "tokens.py":
         assert at.multiselect(key="tok_models").value == ["tiny-char-lstm"] and not figures(at)
 
 
