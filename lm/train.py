@@ -13,7 +13,10 @@ of rank `r` is a pure function of (seed, r, step) (`np.random.default_rng([seed,
 run samples exactly the batches the uninterrupted run would have. Dropout is the one place PyTorch offers
 no generator argument: its masks come from the global generator, so each step runs its forward pass inside
 `torch.random.fork_rng()` seeded from the same (seed, r, step) stream; the caller's global RNG state is
-restored afterwards and nothing leaks out.
+restored afterwards and nothing leaks out. A lock serialises those forked passes (and the model constructors,
+which draw PyTorch's default init from the global RNG) between runs in one process, such as the app's
+background jobs; other code drawing from the global RNG meanwhile would break bit-reproducibility (nothing in
+`lm` does: it passes generators).
 
 Resume state (`<checkpoint>.resume/`, written atomically every `save_every` steps, every few minutes, and
 when a run is stopped) holds the model, the best model so far and the optimizer state as safetensors, and
@@ -28,6 +31,7 @@ import math
 import os
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -42,13 +46,15 @@ from lm.errors import LMError
 from lm.metrics import score
 from lm.tokenizer import Tokenizer
 
-VALID_SCORE_CHARS = 200_000  # held-out text scored for the recorded metrics (enough for 2-3 decimals)
+VALID_SCORE_CHARS = 200_000  # held-out characters scored for the recorded metrics
+CHECK_CHARS = 2_000  # held-out characters a test re-scores to check a shipped model's recorded metrics
 FAMILY_CHOICES = ("ngram", "rnn", "gru", "lstm", "transformer")
 PRESET_CHOICES = ("tiny", "small", "medium", "large")
 OPTIMIZER_CHOICES = ("adamw", "sgd")
 SMOOTHING_CHOICES = ("mle", "addk", "kneser_ney", "stupid_backoff")
 RESUME_SUFFIX = ".resume"
 RESUME_FORMAT = "lm-playground-resume/1"
+_GLOBAL_RNG_LOCK = threading.Lock()  # held while a run's forward pass uses the (forked, seeded) global RNG
 CHECKSUM_ENV = "LM_TRAIN_CHECKSUM_DIR"  # tests: each rank writes its final parameter checksum here
 
 # Per family and size: model shape and the training settings that suit it. Any of these can be overridden
@@ -180,17 +186,27 @@ def make_tokenizer(kind: str, corpus_text: str, train_text: str, vocab_size: int
 
 
 def held_out_metrics(model, tokenizer, valid_text: str, max_chars: int = VALID_SCORE_CHARS) -> dict[str, float]:
-    """Bits and nats per character of (the start of) the held-out text."""
+    """Bits and nats per character of (the start of) the held-out text.
+
+    `check_bits_per_char` scores only the first CHECK_CHARS characters: cheap enough for a test to recompute
+    exactly, so a shipped checkpoint can be checked against what its config.json claims.
+    """
     result = score(model, tokenizer, valid_text[:max_chars])
+    check = score(model, tokenizer, valid_text[:CHECK_CHARS])
     return {
         "valid_bits_per_char": round(result.bits_per_char, 4),
-        "valid_nats_per_char": round(result.bits_per_char * math.log(2), 4),
+        "valid_nats_per_char": round(result.nats_per_char, 4),
         "valid_chars_scored": result.characters,
+        "check_bits_per_char": round(check.bits_per_char, 4),
+        "check_chars": CHECK_CHARS,
     }
 
 
-def build_ngram(recipe: dict[str, Any], tokenizer_path: Path | None = None):
-    """Count an n-gram model as `recipe` says: corpus, tokenizer, vocab_size, order, smoothing."""
+def build_ngram(recipe: dict[str, Any], tokenizer_path: Path | None = None, evaluate: bool = True):
+    """Count an n-gram model as `recipe` says: corpus, tokenizer, vocab_size, order, smoothing.
+
+    `evaluate=False` skips scoring the held-out text (a zoo recipe already records its metrics).
+    """
     from lm.models.ngram import NgramModel
 
     started = time.perf_counter()
@@ -209,7 +225,7 @@ def build_ngram(recipe: dict[str, Any], tokenizer_path: Path | None = None):
     meta = {
         "corpus": {"name": corpus.name, "split": split.info},
         "training": {"method": "counting", "seconds": round(seconds, 2), "tokens": len(ids)},
-        "metrics": held_out_metrics(model, tokenizer, split.valid.text),
+        "metrics": held_out_metrics(model, tokenizer, split.valid.text) if evaluate else {},
     }
     return model, tokenizer, meta
 
@@ -622,7 +638,10 @@ class _Run:
         config = _config_for(self.plan.kind, self.plan.model_args, self.tokenizer.vocab_size)
         _, model_cls = family_classes(self.plan.kind)
         generator = torch.Generator().manual_seed(self.s.seed)
-        model = model_cls(config, generator=generator)  # same initial weights on every rank
+        # same initial weights on every rank. Module constructors also run PyTorch's default init on the global
+        # RNG before `generator` overwrites it: fork it, so that draw cannot shift another run's dropout masks
+        with _GLOBAL_RNG_LOCK, torch.random.fork_rng(devices=[]):
+            model = model_cls(config, generator=generator)
         if saved is not None:
             _load_into(model, saved["model_tensors"], "the resume state's model.safetensors")
         self.model = model.to(self.device)
@@ -678,9 +697,10 @@ class _Run:
         inputs, targets = batch[:, :-1], batch[:, 1:]
         if self.plan.model_args.get("dropout", 0.0) > 0:
             # dropout draws from the global generator (no generator argument exists): fork it, seed the fork
-            # from this step's stream, and restore the caller's state afterwards
+            # from this step's stream, and restore the caller's state afterwards; the lock keeps two runs in
+            # one process (the app's background jobs) from seeding each other's forward passes
             devices = [self.device.index or 0] if self.device.type == "cuda" else []
-            with torch.random.fork_rng(devices=devices, device_type=self.device.type):
+            with _GLOBAL_RNG_LOCK, torch.random.fork_rng(devices=devices, device_type=self.device.type):
                 torch.manual_seed(dropout_seed)
                 logits = self.net(inputs)
         else:
@@ -798,6 +818,9 @@ class _Run:
         elif self.dist.main and self.resume_dir.exists():  # a state of an earlier run, not asked for
             self._event("setup", message=f"starting over: removing {self.resume_dir.name} (use resume to continue)")
             shutil.rmtree(self.resume_dir, ignore_errors=True)
+        if self.dist.main:  # half-written copies left by a run killed mid-save
+            for leftover in self.resume_dir.parent.glob(f".{self.resume_dir.name}.saving-*"):
+                shutil.rmtree(leftover, ignore_errors=True)
         self._restore_counters(saved)
         self.meta: dict[str, Any] = {}
         self.best_model = None
@@ -814,6 +837,9 @@ class _Run:
         stopped = time_up = asked = False
         params = list(self.model.parameters())
         while not self._finished_by_steps():
+            if not self.dist.enabled and (asked or _stop_requested(s)):  # alone: act on a request at once
+                stopped = True
+                break
             self.lr = self._current_lr()
             for group in self.optimizer.param_groups:
                 group["lr"] = self.lr
@@ -855,8 +881,6 @@ class _Run:
                 stopped = bool(summary[2] > 0) or (asked and not self.dist.enabled)
             if self.step % plan.eval_every == 0 and self.dist.main and not self._finished_by_steps():
                 self._eval_and_keep_best()
-            if not self.dist.enabled and (asked or _stop_requested(s)):  # alone: act on a request at once
-                stopped = True
             if stopped or time_up:
                 break
             due = (self.step - self.last_save_step >= plan.save_every
@@ -873,7 +897,7 @@ class _Run:
             self._write_best_checkpoint(final=True, finished=finished)
             if finished and not s.keep_resume_state:
                 shutil.rmtree(self.resume_dir, ignore_errors=True)
-        if not finished or s.keep_resume_state:
+        if (not finished or s.keep_resume_state) and self.step > 0:
             self._save_resume()  # a stopped run continues with resume=True
         self._write_checksum()
         if self.dist.enabled:

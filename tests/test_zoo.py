@@ -13,12 +13,18 @@ from lm.corpus import load_corpus
 from lm.metrics import score
 from lm.registry import ASSETS_DIR, RECIPE_FILE, list_models, load_model
 
-ZOO = sorted(p for p in ASSETS_DIR.iterdir() if p.is_dir() and not p.name.startswith(".")) if ASSETS_DIR.is_dir() else []
+ZOO = [m.path for m in list_models() if m.source == "zoo"]
 
 
 def test_assets_fit_the_size_budget():
     total = sum(f.stat().st_size for f in ASSETS_DIR.rglob("*") if f.is_file())
     assert total <= 100 * 1024 * 1024, f"assets/ holds {total / 2**20:.1f} MB"
+
+
+def test_every_zoo_directory_is_a_listed_model():
+    listed = {p.name for p in ZOO}
+    on_disk = {p.name for p in ASSETS_DIR.iterdir() if p.is_dir()}
+    assert on_disk == listed, "assets/ should hold only complete models (no leftovers such as .resume states)"
 
 
 def test_zoo_has_the_n_gram_recipes_and_lists_them():
