@@ -14,6 +14,7 @@ import dataclasses
 import time
 from typing import Iterator, Sequence
 
+import numpy as np
 import torch
 
 from lm.errors import LMError
@@ -75,8 +76,10 @@ def encode_prompt(tokenizer, prompt: str) -> PromptEncoding:
 class _Detokenizer:
     """Releases the text of a growing id sequence incrementally (after HF's TextStreamer offsets)."""
 
-    def __init__(self, tokenizer, stop: Sequence[str]):
+    def __init__(self, tokenizer, stop: Sequence[str], pieces: Sequence[str] | None = None):
         self.tokenizer, self.stop = tokenizer, tuple(stop)
+        # A character token is exactly its text, so it needs no decoding (the per-token hot path).
+        self.pieces = pieces if pieces is not None and getattr(tokenizer, "kind", "") == "char" else None
         self.ids: list[int] = []
         self.prefix_offset = self.read_offset = 0
         self.text = ""  # everything decoded so far
@@ -84,6 +87,9 @@ class _Detokenizer:
         self.stopped = False
 
     def push(self, token_id: int) -> str:
+        if self.pieces is not None:
+            self.text += self.pieces[token_id]
+            return self._release(final=False)
         self.ids.append(token_id)
         prefix = self.tokenizer.decode(self.ids[self.prefix_offset:self.read_offset])
         full = self.tokenizer.decode(self.ids[self.prefix_offset:])
@@ -139,21 +145,30 @@ def generate(model: LanguageModel, tokenizer, prompt: str, settings: SamplingSet
     history[:, :len(encoded.ids)] = prompt_ids
     length = len(encoded.ids)
     logits, state, fed = _feed(model, history[:, :length])
-    detok = [_Detokenizer(tokenizer, settings.stop) for _ in range(batch)]
+    detok = [_Detokenizer(tokenizer, settings.stop, display) for _ in range(batch)]
     done = [False] * batch
     top_n = min(alternatives, model.vocab_size)
+    rows_index = np.arange(batch)[:, None]  # [B, 1], for picking per-row entries
     # The repetition penalty looks at a bounded recent window, so its cost stays flat per token.
     penalty_window = 256
 
     for index in range(settings.max_new_tokens):
         recent = history[:, max(0, length - penalty_window):length] if settings.repetition_penalty != 1.0 else None
         chosen = sample(logits, settings, generator, recent).to(device)  # [B]
-        logprobs = torch.log_softmax(logits.float(), dim=-1)  # [B, V]
-        chosen_lp = logprobs.gather(-1, chosen.unsqueeze(-1))  # [B, 1]
-        ranks = ((logprobs > chosen_lp).sum(-1) + 1).tolist()
-        top_lp, top_ids = torch.topk(logprobs, top_n, dim=-1)  # [B, top_n]
-        chosen_list, probs = chosen.tolist(), chosen_lp.squeeze(-1).exp().tolist()
-        top_ids_list, top_probs = top_ids.tolist(), top_lp.exp().tolist()
+        # What the model thought of each choice, in NumPy (cheaper than small torch kernels per token).
+        raw = logits.detach().to("cpu", torch.float64).numpy()  # [B, V]
+        logprobs = raw - raw.max(-1, keepdims=True)
+        logprobs -= np.log(np.exp(logprobs).sum(-1, keepdims=True))  # log-softmax
+        chosen_list = chosen.tolist()
+        chosen_lp = logprobs[rows_index[:, 0], chosen_list]  # [B]
+        ranks = ((logprobs > chosen_lp[:, None]).sum(-1) + 1).tolist()
+        if logprobs.shape[-1] > 512:  # large vocabularies: partition first, then sort only the few
+            top_ids = np.argpartition(-logprobs, top_n - 1, axis=-1)[:, :top_n]  # [B, top_n], unordered
+            top_ids = top_ids[rows_index, np.argsort(-logprobs[rows_index, top_ids], axis=-1)]
+        else:
+            top_ids = np.argsort(-logprobs, axis=-1)[:, :top_n]  # [B, top_n]
+        probs = np.exp(chosen_lp).tolist()
+        top_ids_list, top_probs = top_ids.tolist(), np.exp(logprobs[rows_index, top_ids]).tolist()
         last = index == settings.max_new_tokens - 1
         for row in range(batch):
             if done[row]:
