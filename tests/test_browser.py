@@ -140,12 +140,17 @@ def no_exception(tab, where: str) -> None:
     assert errors.count() == 0, f"{where}: {errors.first.inner_text()[:500]}"
 
 
+CHARTS_DRAWN = """() => [...document.querySelectorAll("[data-testid='stPlotlyChart']")]
+    .every(chart => chart.querySelector('.main-svg'))"""
+
+
 def shoot(tab, name: str) -> None:
     """Screenshot the whole page: Streamlit scrolls inside its main block, so grow the viewport to fit it."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     height = tab.evaluate("() => document.querySelector(\"[data-testid='stMain']\").scrollHeight")
     tab.set_viewport_size({"width": VIEWPORT["width"], "height": max(VIEWPORT["height"], min(int(height), 3000))})
-    tab.wait_for_timeout(600)  # charts re-layout to the new size
+    tab.wait_for_function(CHARTS_DRAWN, timeout=60_000)  # every Plotly chart has drawn its SVG
+    tab.wait_for_timeout(1000)  # charts re-layout to the new size
     tab.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
     tab.set_viewport_size(VIEWPORT)
 
