@@ -29,7 +29,9 @@ import numpy as np
 import torch
 
 from lm.corpus import load_corpus
+from lm.generate import generate
 from lm.models.ngram import SMOOTHINGS, NgramModel
+from lm.sampling import SamplingSettings, sample
 from lm.tokenizer import Tokenizer
 
 
@@ -53,13 +55,26 @@ def sampling_rate(model: NgramModel, n: int, first: int, method: str, seed: int 
     for _ in range(n):
         logits, state = model.step(token, state)
         probs = torch.softmax(logits, dim=-1)
-        if method == "multinomial":
+        if method == "lm":  # the project's own sampler, as every generation uses it
+            token = sample(logits, SETTINGS, g)
+        elif method == "multinomial":
             token = torch.multinomial(probs, 1, generator=g)[:, 0]
         else:  # inverse CDF: one uniform draw and a binary search (torch.multinomial alone costs ~25 us)
             u = torch.rand(1, 1, generator=g)
             token = torch.searchsorted(probs.cumsum(-1), u).clamp_(max=V - 1)[:, 0]
         drawn.append(token)
     return n / (time.perf_counter() - start), drawn
+
+
+SETTINGS = SamplingSettings(temperature=1.0)
+
+
+def generate_rate(model: NgramModel, tokenizer, n: int) -> float:
+    """Tokens/s of the full `lm.generate.generate` loop (ranks, top alternatives, streaming text)."""
+    settings = SamplingSettings(max_new_tokens=n, seed=0)
+    start = time.perf_counter()
+    count = sum(1 for _ in generate(model, tokenizer, "ROMEO:", settings))
+    return count / (time.perf_counter() - start)
 
 
 def step_rate(model: NgramModel, tokens: list[torch.Tensor], first: int) -> float:
@@ -137,6 +152,8 @@ def main() -> None:
     step_cold = step_rate(model.with_settings(), drawn, first)
     step_warm = max(step_rate(view, drawn, first) for _ in range(repeats))
     multi, _ = sampling_rate(model.with_settings(), n_sample, first, "multinomial")
+    ours = sampling_rate(model.with_settings(), n_sample, first, "lm")[0]
+    full = generate_rate(model.with_settings(), tok, n_sample)
     emit("### Char-level 5-gram interpolated Kneser-Ney (full training split)")
     emit()
     emit(table(["measure", "value"], [
@@ -147,6 +164,8 @@ def main() -> None:
         ["sampling, batch 1, cold caches (step + inverse-CDF draw)", f"{fmt_rate(cold)} tokens/s"],
         ["sampling, batch 1, warm caches (same run again)", f"{fmt_rate(warm)} tokens/s"],
         ["sampling, batch 1, cold caches (step + torch.multinomial)", f"{fmt_rate(multi)} tokens/s"],
+        ["sampling, batch 1, cold caches (step + `lm.sampling.sample`)", f"{fmt_rate(ours)} tokens/s"],
+        ["full `lm.generate.generate` loop (with ranks, alternatives, text)", f"{fmt_rate(full)} tokens/s"],
         ["`step()` alone on the sampled tokens, cold caches", f"{fmt_rate(step_cold)} tokens/s"],
         ["`step()` alone on the sampled tokens, warm caches", f"{fmt_rate(step_warm)} tokens/s"],
         ["held-out bits per character (validation split)", f"{bpc:.4f}"],

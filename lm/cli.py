@@ -18,7 +18,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (the usage text stays behind --help)."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"error: {self.prog}: {message}\n")
+        self.exit(2, f"error: {self.prog}: {' '.join(message.split())}\n")  # one line, like LMError's
 
 
 def _emit(args: argparse.Namespace, data, text: str) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -103,7 +104,7 @@ class SamplingSettings:
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
             if value != getattr(default, field.name):
-                out[field.name] = "\x1f".join(value) if field.name == "stop" else str(value)
+                out[field.name] = _join_stops(value) if field.name == "stop" else str(value)
         return out
 
     def to_query_string(self) -> str:
@@ -117,7 +118,7 @@ class SamplingSettings:
         names = {f.name for f in dataclasses.fields(cls)}
         values: dict[str, Any] = {k: v for k, v in params.items() if k in names}
         if "stop" in values:
-            values["stop"] = tuple(s for s in str(values["stop"]).split("\x1f") if s)
+            values["stop"] = _split_stops(str(values["stop"]))
         for key in ("top_k", "max_new_tokens", "seed", "samples"):
             if key in values:
                 try:
@@ -125,6 +126,21 @@ class SamplingSettings:
                 except ValueError:
                     raise LMError(f"{key} must be a whole number, got {values[key]!r}") from None
         return cls(**values)
+
+
+_STOP_SEP = "\x1f"  # joins the stop strings in one query value; escaped (with "\\") inside a stop string
+_STOP_ESCAPE = re.compile(r"\\(\\|u001f)")
+
+
+def _join_stops(stops: tuple[str, ...]) -> str:
+    return _STOP_SEP.join(s.replace("\\", "\\\\").replace(_STOP_SEP, "\\u001f") for s in stops)
+
+
+def _split_stops(text: str) -> tuple[str, ...]:
+    def unescape(match: re.Match) -> str:
+        return "\\" if match.group(1) == "\\" else _STOP_SEP
+
+    return tuple(_STOP_ESCAPE.sub(unescape, s) for s in text.split(_STOP_SEP) if s)
 
 
 # -- the knobs, each a pure function ----------------------------------------------------------------

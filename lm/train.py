@@ -317,6 +317,12 @@ def resolve_settings(settings: TrainSettings) -> _Plan:
     directory = Path(s.out).expanduser() if s.out else user_models_dir() / name
     if s.vocab_size is not None:
         _whole("vocab_size", s.vocab_size, 2)
+        if s.tokenizer == "bpe":
+            from lm.tokenizer import MAX_BPE_VOCAB, MIN_BPE_VOCAB
+
+            if not MIN_BPE_VOCAB <= s.vocab_size <= MAX_BPE_VOCAB:
+                raise LMError(f"BPE vocabulary size must be a whole number from {MIN_BPE_VOCAB} to "
+                              f"{MAX_BPE_VOCAB}, got {s.vocab_size!r}")
     if s.max_chars is not None:
         _whole("max_chars", s.max_chars, 1)
     _whole("seed", s.seed, 0)

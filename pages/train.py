@@ -11,6 +11,7 @@ from lm.jobs import ACTIVE, get_manager, progress_fraction, save_upload, suggest
 from lm.textio import format_size
 from lm.train import PRESET_CHOICES, TrainSettings
 from ui.state import init_from_query, write_query
+from ui.widgets import clamp_state
 
 FAMILIES = {"transformer": "Transformer", "lstm": "LSTM", "gru": "GRU", "rnn": "Plain RNN", "ngram": "n-gram (counting)"}
 SOURCES = ("Built-in corpus", "Upload a .txt")
@@ -154,6 +155,8 @@ def main() -> None:
                                        "tr_tokenizer": ("char", "bpe"), "tr_family": list(FAMILIES),
                                        "tr_preset": PRESET_CHOICES})
     init_from_query({"job": ""})
+    clamp_state({"tr_vocab": (260, 4096), "tr_steps": (1, 100_000), "tr_minutes": (0.1, 120.0),
+                 "tr_max_chars": (0, 50_000_000)})
     st.caption("Pick some text and a model, press start, and watch it learn. Tiny models train in under a minute; "
                "the finished model shows up in every page's model picker.")
     left, right = st.columns([2, 3], gap="large")
