@@ -491,14 +491,14 @@ def test_threads_share_a_model():
 
 
 def test_binary_search_and_dense_lookups_agree(monkeypatch):
-    from lm.models import ngram
+    from lm.models import ngram_counts
 
     rng = np.random.default_rng(8)
     ids = rng.integers(0, 9, 3000)
     x = torch.from_numpy(rng.integers(0, 9, (2, 60)))
     dense = NgramModel.build(ids, 9, 5)
     assert dense._t.dense[1] is not None
-    monkeypatch.setattr(ngram, "_DENSE_LOOKUP_ENTRIES", 0)  # every order falls back to binary search
+    monkeypatch.setattr(ngram_counts, "_DENSE_LOOKUP_ENTRIES", 0)  # every order falls back to binary search
     searched = NgramModel.build(ids, 9, 5)
     assert all(d is None for d in searched._t.dense[1:])
     assert torch.equal(dense.logits(x), searched.logits(x))

@@ -2,21 +2,10 @@
 
 Counting
 --------
-`NgramModel.build` gives every distinct j-gram of the training ids a dense integer id by *left extension*:
-the j-gram ending at position t is the (j-1)-gram ending at t extended by the token at t-j+1, so its key is
-`id_{j-1}[t] * V + ids[t-j+1]`. One `np.unique` (or, when the key range is small, a `np.bincount` over the
-range, which needs no sort) per order turns keys into dense ids. Dense ids are smaller than the corpus length,
-so keys stay in int64 for any vocabulary. Two sorted tables describe each order j:
-
-- the *context keys* `context{j}.keys` (sorted `suffix_id * V + first_token`): looking a history up here,
-  one token at a time walking backwards, gives the id of its longest seen suffix at every order in j lookups;
-- the *n-gram table* `level{j}.keys` (sorted `context_id * V + next_token`) with raw counts `c(ctx w)` and,
-  for every order below the highest, Kneser-Ney continuation counts `N1+(. ctx w)` (the number of distinct
-  tokens seen before the j-gram). The continuations of one context form one contiguous run of the table.
-
-Per-context totals, N1/N2/N3+ counts and discounts are derived from these arrays when a model is built or
-loaded, so the saved tensors are only the counts. One build at order n serves every order <= n and every
-smoothing: `with_settings(order=, smoothing=)` returns a view sharing the arrays.
+`NgramModel.build` counts every n-gram of the training ids once, with vectorised numpy, into sorted per-order
+tables (`lm.models.ngram_counts` describes them); the saved tensors are only the counts. One build at order n
+serves every order <= n and every smoothing: `with_settings(order=, smoothing=)` returns a view sharing the
+arrays.
 
 Documents: `build(documents=[...])` counts each document separately, so no n-gram spans two documents.
 
@@ -70,20 +59,15 @@ import torch
 
 from lm.errors import LMError
 from lm.models.base import LanguageModel, ModelConfig
+from lm.models.ngram_counts import MAX_ORDER, _count, _Tables, kn_discounts
 from lm.trace import NgramOrderRow, NgramTrace
 
 SMOOTHINGS = ("mle", "addk", "kneser_ney", "stupid_backoff")
-MAX_ORDER = 10
 DEFAULT_K = 0.01
 DEFAULT_ALPHA = 0.4
-# Used when a count-of-counts is zero and the Chen & Goodman estimate is undefined (tiny corpora).
-DEFAULT_DISCOUNTS = (0.5, 1.0, 1.5)
-# Discounts are kept in [MIN_DISCOUNT, c] so distributions stay proper and every order passes some mass down.
-MIN_DISCOUNT = 0.05
 _CACHE_FLOATS = 1 << 22  # per cache: bounds memory whatever the vocabulary size (32 MiB of float64)
 _CHUNK_FLOATS = 1 << 21  # rows built at once on the batched paths
 _MAX_NOTES = 200
-_DENSE_LOOKUP_ENTRIES = 1 << 22  # per order: int32 key -> id tables up to 16 MiB
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -121,244 +105,6 @@ class NgramConfig(ModelConfig):
         if isinstance(self.backoff_alpha, bool) or not (math.isfinite(alpha) and 0 < alpha <= 1):
             raise LMError(f"stupid back-off alpha must be in (0, 1], not {self.backoff_alpha!r}")
         self.vocab_size, self.order, self.k, self.backoff_alpha = int(self.vocab_size), int(self.order), k, alpha
-
-
-# ---------------------------------------------------------------------------------------------------------
-# counting
-# ---------------------------------------------------------------------------------------------------------
-def kn_discounts(n1: int, n2: int, n3: int, n4: int) -> tuple[float, float, float]:
-    """Modified Kneser-Ney discounts (D1, D2, D3+) from the numbers of n-grams seen 1, 2, 3 and 4 times.
-
-    Chen & Goodman: Y = n1/(n1+2 n2), D1 = 1-2Y n2/n1, D2 = 2-3Y n3/n2, D3+ = 3-4Y n4/n3. A discount whose
-    formula divides by zero takes its DEFAULT_DISCOUNTS value; each D_c is then clipped to [MIN_DISCOUNT, c].
-    """
-    n1, n2, n3, n4 = (float(v) for v in (n1, n2, n3, n4))
-    y = n1 / (n1 + 2 * n2) if n1 + 2 * n2 > 0 else None
-    raw = [
-        1 - 2 * y * n2 / n1 if (y is not None and n1 > 0) else None,
-        2 - 3 * y * n3 / n2 if (y is not None and n2 > 0) else None,
-        3 - 4 * y * n4 / n3 if (y is not None and n3 > 0) else None,
-    ]
-    out = []
-    for c, (value, default) in enumerate(zip(raw, DEFAULT_DISCOUNTS), start=1):
-        if value is None or not math.isfinite(value):
-            value = default
-        out.append(float(min(max(value, MIN_DISCOUNT), float(c))))
-    return out[0], out[1], out[2]
-
-
-def _unique_inverse(key: np.ndarray, key_range: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(sorted distinct keys, inverse, counts) of int64 keys in [0, key_range)."""
-    if key_range <= max(1 << 22, 2 * key.size):
-        # Dense path: a bincount over the key range needs no sort, which is ~10x faster than np.unique.
-        counts = np.bincount(key, minlength=key_range)
-        uniq = np.flatnonzero(counts)
-        idmap = np.empty(key_range, dtype=np.int64)
-        idmap[uniq] = np.arange(uniq.size, dtype=np.int64)
-        return uniq.astype(np.int64), idmap[key], counts[uniq]
-    uniq, inverse, counts = np.unique(key, return_inverse=True, return_counts=True)
-    return uniq.astype(np.int64), inverse.reshape(-1).astype(np.int64), counts
-
-
-def _count(documents: list[np.ndarray], vocab_size: int, max_order: int) -> dict[str, np.ndarray]:
-    """The primary count tensors (see the module docstring) of `documents` up to `max_order`."""
-    V = vocab_size
-    lengths = np.array([d.size for d in documents], dtype=np.int64)
-    x = np.concatenate(documents).astype(np.int64) if documents else np.zeros(0, np.int64)
-    n = x.size
-    # position of each token inside its document: a j-gram may end at t only if pos[t] >= j-1
-    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]) if lengths.size else np.zeros(0, np.int64)
-    pos = np.arange(n, dtype=np.int64) - np.repeat(starts, lengths) if lengths.size > 1 else None
-    out: dict[str, np.ndarray] = {"meta": np.array([V, max_order, n], dtype=np.int64)}
-    prev_ids = np.zeros(n, dtype=np.int64)  # id of the (j-1)-gram ending at each position (order 0: one id)
-    prev_count = 1  # number of distinct (j-1)-grams
-    prev_row_of = None  # dense (j-1)-gram id -> row in the order j-1 table
-    for j in range(1, max_order + 1):
-        if pos is None:
-            idx = np.arange(j - 1, n, dtype=np.int64) if n >= j else np.zeros(0, np.int64)
-        else:
-            idx = np.flatnonzero(pos >= j - 1)
-        key = prev_ids[idx] * V + x[idx - (j - 1)]
-        uniq, inverse, counts = _unique_inverse(key, prev_count * V)
-        m = uniq.size
-        rep = np.empty(m, dtype=np.int64)  # one position where each j-gram ends (any one will do)
-        rep[inverse] = idx
-        context = prev_ids[rep - 1] if j > 1 else np.zeros(m, dtype=np.int64)
-        table_key = context * V + x[rep]  # the same j-grams keyed by (context, next token)
-        order = np.argsort(table_key, kind="stable")
-        row_of = np.empty(m, dtype=np.int64)
-        row_of[order] = np.arange(m, dtype=np.int64)
-        out[f"level{j}.keys"] = table_key[order]
-        out[f"level{j}.counts"] = counts[order].astype(np.int64)
-        if j > 1:
-            # N1+(. g) of every (j-1)-gram g: how many distinct j-grams have g as their suffix
-            cont = np.bincount(uniq // V, minlength=prev_count).astype(np.int64)
-            cont_rows = np.empty(prev_count, dtype=np.int64)
-            cont_rows[prev_row_of] = cont
-            out[f"level{j - 1}.cont"] = cont_rows
-        if j < max_order:
-            out[f"context{j}.keys"] = uniq
-            ids = np.full(n, -1, dtype=np.int64)
-            ids[idx] = inverse
-            prev_ids = ids
-        prev_count, prev_row_of = m, row_of
-    return out
-
-
-class _Stats:
-    """Per-context totals and per-entry discounted counts of one order under one kind of count."""
-
-    def __init__(self, context: np.ndarray, counts: np.ndarray, num_contexts: int):
-        self.counts = counts
-        coc = np.bincount(np.minimum(counts, 5), minlength=6)
-        self.count_of_counts = tuple(int(v) for v in coc[1:5])
-        self.discounts = kn_discounts(*self.count_of_counts)
-        d1, d2, d3 = self.discounts
-        w = {"minlength": num_contexts}
-        self.total = np.bincount(context, weights=counts, **w).astype(np.float64)
-        n1 = np.bincount(context, weights=counts == 1, **w)
-        n2 = np.bincount(context, weights=counts == 2, **w)
-        n3 = np.bincount(context, weights=counts >= 3, **w)
-        self.distinct = (n1 + n2 + n3).astype(np.int64)
-        self.gamma_num = d1 * n1 + d2 * n2 + d3 * n3
-        discount = np.select([counts == 0, counts == 1, counts == 2], [0.0, d1, d2], d3)
-        self.num = np.maximum(counts - discount, 0.0)
-        # Ready-made quotients (the same IEEE divisions every path would do): the interpolation weight
-        # gamma(ctx) per context, and per entry the discounted share num/c(ctx .) and the ratio c/c(ctx .).
-        seen = self.total > 0
-        self.gamma = np.ones(num_contexts)
-        np.divide(self.gamma_num, self.total, out=self.gamma, where=seen)
-        entry_total = self.total[context]
-        entry_seen = entry_total > 0  # (continuation totals can be 0: such contexts are skipped anyway)
-        self.share = np.zeros(counts.size)
-        np.divide(self.num, entry_total, out=self.share, where=entry_seen)
-        self.ratio = np.zeros(counts.size)
-        np.divide(counts, entry_total, out=self.ratio, where=entry_seen)
-        for array in (self.total, self.distinct, self.gamma_num, self.num, self.gamma, self.share, self.ratio):
-            array.setflags(write=False)
-
-
-class _Level:
-    """The order-j table: one entry per distinct j-gram, sorted by (context id, next token)."""
-
-    def __init__(self, order: int, vocab_size: int, num_contexts: int, keys: np.ndarray, counts: np.ndarray,
-                 cont: np.ndarray | None):
-        self.order = order
-        self.vocab_size = vocab_size
-        self.num_contexts = num_contexts
-        self.keys = keys
-        context = keys // vocab_size
-        self.tok = keys - context * vocab_size
-        self.offsets = np.zeros(num_contexts + 1, dtype=np.int64)
-        np.cumsum(np.bincount(context, minlength=num_contexts), out=self.offsets[1:])
-        self.raw = _Stats(context, counts, num_contexts)
-        self.cont = _Stats(context, cont, num_contexts) if cont is not None else None
-        for array in (self.keys, self.tok, self.offsets):
-            array.setflags(write=False)
-
-    def find(self, context: np.ndarray, token: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(entry index, found) of the j-grams (context, token); context ids must be >= 0."""
-        query = context.astype(np.int64) * self.vocab_size + token
-        pos = np.searchsorted(self.keys, query)
-        if self.keys.size == 0:
-            return pos, np.zeros(pos.shape, dtype=bool)
-        clipped = np.minimum(pos, self.keys.size - 1)
-        return clipped, (pos < self.keys.size) & (self.keys[clipped] == query)
-
-
-class _Tables:
-    """Every array of a built model (shared, read-only, by all views of it)."""
-
-    def __init__(self, primary: dict[str, np.ndarray]):
-        meta = primary["meta"]
-        self.vocab_size, self.max_order, self.num_tokens = (int(v) for v in meta)
-        V = self.vocab_size
-        self.primary = primary
-        for array in primary.values():
-            array.setflags(write=False)
-        # context_keys[m]: sorted keys of the distinct m-grams (index 0 unused: the empty context has id 0)
-        self.context_keys: list[np.ndarray] = [np.zeros(1, np.int64)]
-        for m in range(1, self.max_order):
-            self.context_keys.append(primary[f"context{m}.keys"])
-        # Where the key range of an order is small, a dense key -> id table (-1 = never seen) replaces the
-        # binary search of the history walk by one array read.
-        self.dense: list[np.ndarray | None] = [None]
-        for m in range(1, self.max_order):
-            key_range = self.context_keys[m - 1].size * V if m > 1 else V
-            if key_range <= _DENSE_LOOKUP_ENTRIES:
-                table = np.full(key_range, -1, dtype=np.int32)
-                table[self.context_keys[m]] = np.arange(self.context_keys[m].size, dtype=np.int32)
-                table.setflags(write=False)
-                self.dense.append(table)
-            else:
-                self.dense.append(None)
-        self.levels: list[_Level | None] = [None]
-        for j in range(1, self.max_order + 1):
-            num_contexts = 1 if j == 1 else self.context_keys[j - 1].size
-            self.levels.append(_Level(j, V, num_contexts, primary[f"level{j}.keys"],
-                                      primary[f"level{j}.counts"], primary.get(f"level{j}.cont")))
-
-    def suffix(self, j: int, context: np.ndarray) -> np.ndarray:
-        """Id of the context of order j-1 (drop the oldest token) for contexts of order j."""
-        if j <= 2:
-            return np.zeros_like(context)
-        return self.context_keys[j - 1][context] // self.vocab_size
-
-    def num_entries(self, order: int) -> int:
-        return int(sum(self.levels[j].keys.size for j in range(1, order + 1)))
-
-    @classmethod
-    def from_tensors(cls, vocab_size: int, tensors: dict[str, torch.Tensor]) -> _Tables:
-        """Check and adopt saved count tensors (LMError on anything inconsistent)."""
-        if not isinstance(tensors, dict) or "meta" not in tensors:
-            raise LMError("n-gram model file has no 'meta' tensor")
-        arrays: dict[str, np.ndarray] = {}
-        for name, tensor in tensors.items():
-            if not isinstance(tensor, torch.Tensor) or tensor.dim() != 1:
-                raise LMError(f"n-gram tensor {name!r} must be a 1-D tensor")
-            if tensor.dtype.is_floating_point or tensor.dtype.is_complex or tensor.dtype == torch.bool:
-                raise LMError(f"n-gram tensor {name!r} must hold integers, not {tensor.dtype}")
-            arrays[name] = tensor.detach().cpu().numpy().astype(np.int64, copy=True)
-        meta = arrays["meta"]
-        if meta.shape != (3,):
-            raise LMError("n-gram 'meta' tensor must hold [vocab_size, order, tokens]")
-        V, K, _ = (int(v) for v in meta)
-        if V != vocab_size:
-            raise LMError(f"n-gram tensors are for a vocabulary of {V}, the config says {vocab_size}")
-        if not 1 <= K <= MAX_ORDER:
-            raise LMError(f"n-gram tensors have an invalid order {K}")
-        expected = {"meta"}
-        expected |= {f"context{m}.keys" for m in range(1, K)}
-        expected |= {f"level{j}.{part}" for j in range(1, K + 1) for part in ("keys", "counts")}
-        expected |= {f"level{j}.cont" for j in range(1, K)}
-        if set(arrays) != expected:
-            missing, extra = sorted(expected - set(arrays)), sorted(set(arrays) - expected)
-            raise LMError(f"n-gram tensors do not match order {K}: missing {missing or 'none'}, "
-                          f"unexpected {extra or 'none'}")
-
-        def check_keys(name: str, keys: np.ndarray, upper: int) -> None:
-            if keys.size and (keys[0] < 0 or keys[-1] >= upper or np.any(np.diff(keys) <= 0)):
-                raise LMError(f"n-gram tensor {name!r} is not sorted or out of range")
-
-        num_grams = [1]
-        for m in range(1, K):
-            keys = arrays[f"context{m}.keys"]
-            check_keys(f"context{m}.keys", keys, num_grams[-1] * V)
-            num_grams.append(keys.size)
-        for j in range(1, K + 1):
-            keys, counts = arrays[f"level{j}.keys"], arrays[f"level{j}.counts"]
-            check_keys(f"level{j}.keys", keys, num_grams[j - 1] * V)
-            if counts.shape != keys.shape or (counts.size and counts.min() < 1):
-                raise LMError(f"n-gram tensor 'level{j}.counts' does not match its keys")
-            if j < K and keys.size != num_grams[j]:
-                raise LMError(f"n-gram order {j} table has {keys.size} entries but {num_grams[j]} contexts")
-            if j < K:
-                cont = arrays[f"level{j}.cont"]
-                if cont.shape != keys.shape or (cont.size and cont.min() < 0):
-                    raise LMError(f"n-gram tensor 'level{j}.cont' does not match its keys")
-        if int(arrays["level1.counts"].sum()) != int(meta[2]):  # unigram counts add up to the tokens
-            raise LMError("n-gram unigram counts do not add up to the token count in 'meta'")
-        return cls(arrays)
 
 
 # ---------------------------------------------------------------------------------------------------------
