@@ -31,7 +31,7 @@ import torch
 from lm.corpus import load_corpus
 from lm.generate import generate
 from lm.models.ngram import SMOOTHINGS, NgramModel
-from lm.sampling import SamplingSettings, sample
+from lm.sampling import MAX_NEW_TOKENS, SamplingSettings, sample
 from lm.tokenizer import Tokenizer
 
 
@@ -71,7 +71,7 @@ SETTINGS = SamplingSettings(temperature=1.0)
 
 def generate_rate(model: NgramModel, tokenizer, n: int) -> float:
     """Tokens/s of the full `lm.generate.generate` loop (ranks, top alternatives, streaming text)."""
-    settings = SamplingSettings(max_new_tokens=n, seed=0)
+    settings = SamplingSettings(max_new_tokens=min(n, MAX_NEW_TOKENS), seed=0)
     start = time.perf_counter()
     count = sum(1 for _ in generate(model, tokenizer, "ROMEO:", settings))
     return count / (time.perf_counter() - start)
