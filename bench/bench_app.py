@@ -19,10 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,6 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
+from app_server import free_port, launch, stop  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -54,12 +52,6 @@ DONE_AFTER = """(t0) => { const s = window.__states || []; let ran = false;
 END_AFTER = """(t0) => { const s = window.__states; let ran = false, end = null;
   for (const [state, t] of s) { if (t < t0) continue; if (state === 'running') ran = true; else if (ran) end = t; }
   return end - t0; }"""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def rss_bytes(pid: int) -> int:
@@ -176,10 +168,7 @@ def main() -> None:
     base = f"http://127.0.0.1:{port}"
     log = tempfile.NamedTemporaryFile(prefix="bench-app-server-", suffix=".log", delete=False)
     started = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-         "--server.fileWatcherType", "none", "--server.port", str(port), "--server.address", "127.0.0.1"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = launch(port, env, log)
     global SERVER_PID
     SERVER_PID = proc.pid
     rows = []
@@ -233,14 +222,7 @@ def main() -> None:
                          "", rss <= 1.5 * 2**30))
             browser.close()
     finally:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=10)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        stop(proc)
         log.close()
 
     print(f"Models: {'shipped zoo + user models' if zoo else 'tiny test models (no complete zoo in assets/)'}: "

@@ -13,9 +13,6 @@ from __future__ import annotations
 
 import ast
 import os
-import signal
-import socket
-import subprocess
 import sys
 import time
 import urllib.request
@@ -26,6 +23,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from app_fixtures import app_home  # noqa: E402,F401
+from app_server import free_port, launch, stop  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -44,12 +42,6 @@ def app_pages() -> list[tuple[str, str, str]]:
     raise AssertionError("app.py has no PAGES list")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def require_chromium() -> None:
     if Path(CHROMIUM).exists():
         return
@@ -65,11 +57,7 @@ def server(app_home):
     port = free_port()
     env = {**os.environ, "LM_PLAYGROUND_HOME": str(app_home), "PYTHONUNBUFFERED": "1"}
     log = open(app_home / "server.log", "wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-         "--server.fileWatcherType", "none", "--server.port", str(port), "--server.address", "127.0.0.1",
-         "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = launch(port, env, log)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -85,15 +73,7 @@ def server(app_home):
             time.sleep(0.2)
         yield url
     finally:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=10)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            proc.wait(timeout=10)
+        stop(proc)
         log.close()
 
 
