@@ -19,7 +19,7 @@ import torch
 
 from lm.errors import LMError
 from lm.models.base import LanguageModel
-from lm.sampling import SamplingSettings, explain, sample
+from lm.sampling import SamplingSettings, as_rows, draw_one, explain, process_rows
 
 MAX_PROMPT_CHARS = 100_000
 START_TEXT = "\n"  # an empty prompt means "the start of a new line", which every built-in corpus has
@@ -131,49 +131,80 @@ def _feed(model: LanguageModel, history: torch.Tensor):
     return logits, state, window.shape[1]
 
 
+class _Picker:
+    """Draws one row's token and measures what the model thought of it: probability, rank, alternatives.
+
+    Everything is NumPy on one float64 row of raw logits (at batch 1 a few vector operations on a
+    vocabulary-sized row cost far less than small torch kernels). When no knob changed the distribution,
+    the draw's weights are the model's own probabilities and serve both.
+    """
+
+    def __init__(self, settings: SamplingSettings, vocab_size: int, alternatives: int):
+        self.settings = settings
+        self.top_n = min(alternatives, vocab_size)
+        self.partition = vocab_size > 512  # large vocabularies: partition first, then sort only the few
+        self.untouched = (settings.temperature == 1.0 and settings.repetition_penalty == 1.0
+                          and settings.min_p == 0.0 and settings.top_p >= 1.0
+                          and not 0 < settings.top_k < vocab_size)
+
+    def __call__(self, raw: np.ndarray, final: np.ndarray, u: float | None) -> tuple[int, float, int, list, list]:
+        if self.untouched:
+            chosen, weights, total = draw_one(raw, u)
+        else:
+            chosen = int(final.argmax()) if u is None else draw_one(final, u)[0]
+            weights = np.exp(raw - raw.max())
+            total = float(weights.sum())
+        rank = int(np.count_nonzero(raw > raw[chosen])) + 1
+        if self.partition:
+            top_ids = np.argpartition(-raw, self.top_n - 1)[:self.top_n]  # unordered
+            top_ids = top_ids[np.argsort(-raw[top_ids])]
+        else:
+            top_ids = np.argsort(-raw)[:self.top_n]
+        return chosen, float(weights[chosen]) / total, rank, top_ids.tolist(), (weights[top_ids] / total).tolist()
+
+
 @torch.inference_mode()
 def generate(model: LanguageModel, tokenizer, prompt: str, settings: SamplingSettings,
              generator: torch.Generator | None = None, *, alternatives: int = 5) -> Iterator[GeneratedToken]:
-    """Stream the tokens of `settings.samples` continuations of `prompt`, in order of generation."""
+    """Stream the tokens of `settings.samples` continuations of `prompt`, in order of generation.
+
+    The per-token work after the model's step is NumPy on one float64 copy of the logits (`as_rows`): the
+    knobs (`process_rows`, tested equal to `lm.sampling.process`), the inverse-CDF draw and the details.
+    The uniform numbers for the whole budget are drawn from the generator up front, in one call.
+    """
     encoded = encode_prompt(tokenizer, prompt)
     generator = generator if generator is not None else settings.generator()
     batch, device, capacity = settings.samples, model.device, model.state_capacity
     display = tokenizer.token_strings(list(range(model.vocab_size)))  # every token's display text, once
-    prompt_ids = torch.tensor(encoded.ids, dtype=torch.long, device=device)
-    # One preallocated history buffer [B, prompt + budget]: no per-token concatenation.
-    history = torch.empty(batch, len(encoded.ids) + settings.max_new_tokens, dtype=torch.long, device=device)
-    history[:, :len(encoded.ids)] = prompt_ids
+    budget = settings.max_new_tokens
+    # One preallocated history [B, prompt + budget], in NumPy: no per-token concatenation or torch indexing.
+    history = np.empty((batch, len(encoded.ids) + budget), dtype=np.int64)
+    history[:, :len(encoded.ids)] = encoded.ids
     length = len(encoded.ids)
-    logits, state, fed = _feed(model, history[:, :length])
+    logits, state, fed = _feed(model, torch.tensor(history[:, :length], device=device))  # a copy: models
+    # may keep what they are fed, and `history` keeps changing
+    uniforms = None
+    if settings.temperature != 0.0:  # greedy decoding uses no randomness
+        uniforms = torch.rand(budget, batch, generator=generator, dtype=torch.float64).numpy()
     detok = [_Detokenizer(tokenizer, settings.stop, display) for _ in range(batch)]
     done = [False] * batch
-    top_n = min(alternatives, model.vocab_size)
-    rows_index = np.arange(batch)[:, None]  # [B, 1], for picking per-row entries
+    pick = _Picker(settings, model.vocab_size, alternatives)
     # The repetition penalty looks at a bounded recent window, so its cost stays flat per token.
-    penalty_window = 256
+    penalty_window = 256 if settings.repetition_penalty != 1.0 else 0
+    chosen = np.zeros(batch, dtype=np.int64)
+    on_cpu = device.type == "cpu"
 
-    for index in range(settings.max_new_tokens):
-        recent = history[:, max(0, length - penalty_window):length] if settings.repetition_penalty != 1.0 else None
-        chosen = sample(logits, settings, generator, recent).to(device)  # [B]
-        # What the model thought of each choice, in NumPy (cheaper than small torch kernels per token).
-        raw = logits.detach().to("cpu", torch.float64).numpy()  # [B, V]
-        logprobs = raw - raw.max(-1, keepdims=True)
-        logprobs -= np.log(np.exp(logprobs).sum(-1, keepdims=True))  # log-softmax
-        chosen_list = chosen.tolist()
-        chosen_lp = logprobs[rows_index[:, 0], chosen_list]  # [B]
-        ranks = ((logprobs > chosen_lp[:, None]).sum(-1) + 1).tolist()
-        if logprobs.shape[-1] > 512:  # large vocabularies: partition first, then sort only the few
-            top_ids = np.argpartition(-logprobs, top_n - 1, axis=-1)[:, :top_n]  # [B, top_n], unordered
-            top_ids = top_ids[rows_index, np.argsort(-logprobs[rows_index, top_ids], axis=-1)]
-        else:
-            top_ids = np.argsort(-logprobs, axis=-1)[:, :top_n]  # [B, top_n]
-        probs = np.exp(chosen_lp).tolist()
-        top_ids_list, top_probs = top_ids.tolist(), np.exp(logprobs[rows_index, top_ids]).tolist()
-        last = index == settings.max_new_tokens - 1
+    for index in range(budget):
+        raw = as_rows(logits)  # [B, V] float64
+        recent = history[:, max(0, length - penalty_window):length] if penalty_window else None
+        final = raw if pick.untouched else process_rows(raw, settings, recent)
+        last = index == budget - 1
         for row in range(batch):
-            if done[row]:
+            if done[row]:  # a finished row keeps being fed (the batch advances together) but yields nothing
                 continue
-            token_id = chosen_list[row]
+            u = None if uniforms is None else float(uniforms[index, row])
+            token_id, prob, rank, top_ids, top_probs = pick(raw[row], final[row], u)
+            chosen[row] = token_id
             text = detok[row].push(token_id)
             finished = last or detok[row].stopped
             if finished and not detok[row].stopped:
@@ -181,8 +212,8 @@ def generate(model: LanguageModel, tokenizer, prompt: str, settings: SamplingSet
             done[row] = finished
             yield GeneratedToken(
                 sample=row, index=index, token_id=token_id, text=text, piece=display[token_id],
-                prob=probs[row], rank=int(ranks[row]),
-                top=[(display[i], p) for i, p in zip(top_ids_list[row], top_probs[row])], finished=finished,
+                prob=prob, rank=rank, top=[(display[i], p) for i, p in zip(top_ids, top_probs)],
+                finished=finished,
             )
         if all(done):
             return
@@ -190,10 +221,12 @@ def generate(model: LanguageModel, tokenizer, prompt: str, settings: SamplingSet
         length += 1
         if capacity is not None and fed >= capacity:  # the state is full: slide by re-reading a suffix
             keep = max(1, (capacity * 3) // 4)
-            logits, state = model.prefill(history[:, length - keep:length], model.start(batch))
+            logits, state = model.prefill(torch.tensor(history[:, length - keep:length], device=device),
+                                          model.start(batch))
             fed = keep
         else:
-            logits, state = model.step(chosen, state)
+            tokens = torch.from_numpy(chosen.copy())
+            logits, state = model.step(tokens if on_cpu else tokens.to(device), state)
             fed += 1
 
 

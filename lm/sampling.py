@@ -170,7 +170,8 @@ def apply_top_k(logits: torch.Tensor, k: int) -> torch.Tensor:
     """Keep exactly min(k, V) highest logits (ties broken by token id); k = 0 is off."""
     if k <= 0 or k >= logits.shape[-1]:
         return logits
-    top = torch.topk(logits, k, dim=-1).indices
+    # a stable sort, not torch.topk: topk does not promise which of several equal logits it keeps
+    top = torch.sort(logits, dim=-1, descending=True, stable=True).indices[..., :k]
     keep = torch.zeros_like(logits, dtype=torch.bool).scatter_(-1, top, True)
     return logits.masked_fill(~keep, -math.inf)
 
@@ -197,8 +198,8 @@ def apply_min_p(logits: torch.Tensor, min_p: float) -> torch.Tensor:
 
 
 def _stages(logits: torch.Tensor, settings: SamplingSettings, history: torch.Tensor | None):
-    """Yield (stage name, logits after it) in the documented order."""
-    logits = logits.float()
+    """Yield (stage name, logits after it) in the documented order (float64, as `process_rows`)."""
+    logits = logits.double()
     yield "model", logits
     if settings.repetition_penalty != 1.0:
         logits = apply_repetition_penalty(logits, history, settings.repetition_penalty)
@@ -229,22 +230,97 @@ def explain(logits: torch.Tensor, settings: SamplingSettings, history: torch.Ten
     return [(name, torch.softmax(out.double(), dim=-1).float()) for name, out in _stages(logits, settings, history)]
 
 
+# -- the hot path: the same knobs on NumPy rows --------------------------------------------------------
+def as_rows(logits: torch.Tensor) -> np.ndarray:
+    """logits[B, V] (any device, any float dtype) as a float64 NumPy array, with one conversion."""
+    logits = logits.detach()
+    if logits.device.type != "cpu":
+        logits = logits.cpu()
+    return logits.numpy().astype(np.float64)
+
+
+def process_rows(rows: np.ndarray, settings: SamplingSettings, history: np.ndarray | None = None) -> np.ndarray:
+    """`process` on float64 NumPy logits rows[B, V]: the same knobs, order and ties, tested equal to it.
+
+    Generation calls this once per token; at batch 1 a few NumPy operations on a vocabulary-sized row cost
+    a fraction of the equivalent small torch kernels. One stable sort serves both top-k and top-p.
+    """
+    x = rows
+    batch, vocab = x.shape
+    if settings.repetition_penalty != 1.0 and history is not None and history.size:
+        seen = np.zeros(x.shape, dtype=bool)
+        seen[np.arange(batch)[:, None], np.clip(history.reshape(batch, -1), 0, vocab - 1)] = True
+        penalty = settings.repetition_penalty
+        x = np.where(seen, np.where(x > 0, x / penalty, x * penalty), x)
+    if settings.temperature == 0.0:
+        best = x.argmax(-1)
+        out = np.full_like(x, -math.inf)
+        out[np.arange(batch), best] = x[np.arange(batch), best]
+        return out
+    if settings.temperature != 1.0:
+        x = x / max(settings.temperature, MIN_TEMPERATURE)
+    k = settings.top_k if 0 < settings.top_k < vocab else 0
+    if k and settings.top_p >= 1.0:  # top-k alone: a partition finds the k-th logit, no full sort
+        kth = np.partition(x, vocab - k, axis=-1)[:, vocab - k:vocab - k + 1]  # [B, 1]
+        keep = x >= kth
+        if np.count_nonzero(keep) == batch * k:  # no ties at the k-th logit: done
+            return _apply_min_p_rows(np.where(keep, x, -math.inf), settings.min_p)
+    if k or settings.top_p < 1.0:  # one stable sort per row serves top-k (ties by id) and top-p
+        out = np.full_like(x, -math.inf)
+        for r in range(batch):  # per row: 1-D NumPy calls are several times cheaper than axis-wise ones
+            order = np.argsort(-x[r], kind="stable")  # best first; equal logits by token id
+            keep = k or vocab
+            if settings.top_p < 1.0:
+                ranked = x[r, order[:keep]]
+                probs = np.exp(ranked - ranked[0])
+                probs /= probs.sum()
+                keep = int(np.count_nonzero(np.cumsum(probs) - probs < settings.top_p))  # a prefix: mass
+                # ranked above a token only grows down the list
+            chosen = order[:keep]
+            out[r, chosen] = x[r, chosen]
+        x = out
+    return _apply_min_p_rows(x, settings.min_p)
+
+
+def _apply_min_p_rows(x: np.ndarray, min_p: float) -> np.ndarray:
+    if min_p > 0.0:  # p < min_p * p_max  <=>  logit < max logit + log(min_p): no softmax needed
+        x = np.where(x < x.max(-1, keepdims=True) + math.log(min_p), -math.inf, x)
+    return x
+
+
+def draw_one(final: np.ndarray, u: float) -> tuple[int, np.ndarray, float]:
+    """Inverse-CDF draw from one row of processed logits `final[V]` with a uniform `u` in [0, 1).
+
+    Returns (token id, the unnormalised weights exp(final - max), their total), so a caller that needs
+    the sampled distribution does not compute it twice. A cut token (-inf) has weight 0: an empty CDF step
+    the uniform can never land on.
+    """
+    weights = np.exp(final - final.max())
+    cdf = np.cumsum(weights)
+    total = float(cdf[-1])
+    return min(int(cdf.searchsorted(u * total, side="right")), final.shape[0] - 1), weights, total
+
+
+def draw_rows(final: np.ndarray, settings: SamplingSettings, uniforms: np.ndarray | None) -> np.ndarray:
+    """One token id per row of processed logits `final[B, V]` (`draw_one` per row, `uniforms[B]`).
+
+    Greedy settings (temperature 0) need no randomness.
+    """
+    if settings.temperature == 0.0:
+        return final.argmax(-1)
+    return np.array([draw_one(row, float(u))[0] for row, u in zip(final, uniforms)], dtype=np.int64)
+
+
 def sample(logits: torch.Tensor, settings: SamplingSettings, generator: torch.Generator,
            history: torch.Tensor | None = None) -> torch.Tensor:
     """Draw one token per row of `logits[B, V]` after applying the knobs; returns LongTensor [B].
 
-    The draw is an inverse-CDF lookup with one uniform number per row from `generator`, done in NumPy: on
-    a CPU, a handful of NumPy operations on a vocabulary-sized row cost far less than the equivalent small
-    torch kernels (this is the per-token hot path of every generation).
+    One uniform number per row comes from `generator` (none for greedy settings).
     """
-    final = process(logits, settings, history)
-    if settings.temperature == 0.0:
-        return final.argmax(-1)
-    rows = final.detach().to("cpu", torch.float64).numpy()  # [B, V]
-    weights = np.exp(rows - rows.max(axis=-1, keepdims=True))  # unnormalised probabilities, cut tokens 0
-    cdf = np.cumsum(weights, axis=-1)  # [B, V]
-    u = torch.rand(rows.shape[0], generator=generator, dtype=torch.float64).numpy() * cdf[:, -1]  # [B]
-    chosen = (cdf <= u[:, None]).sum(-1)  # first index whose cumulative weight exceeds u
-    # a zero-weight (cut) token can never be chosen: its cdf step is empty, so u never lands on it
-    chosen = np.minimum(chosen, rows.shape[-1] - 1)
-    return torch.from_numpy(chosen).to(device=logits.device, dtype=torch.long)
+    rows = as_rows(logits)
+    final = process_rows(rows, settings, None if history is None else history.detach().cpu().numpy())
+    uniforms = None
+    if settings.temperature != 0.0:
+        uniforms = torch.rand(rows.shape[0], generator=generator, dtype=torch.float64).numpy()
+    chosen = torch.from_numpy(draw_rows(final, settings, uniforms).astype(np.int64, copy=False))
+    return chosen if logits.device.type == "cpu" else chosen.to(logits.device)

@@ -8,7 +8,8 @@ from hypothesis import given, settings as hsettings, strategies as st
 
 from lm.errors import LMError
 from lm.sampling import (SamplingSettings, apply_min_p, apply_repetition_penalty, apply_temperature,
-                         apply_top_k, apply_top_p, explain, process, sample)
+                         apply_top_k, apply_top_p, draw_rows, explain, process, process_rows,
+                         sample)
 
 logit_rows = st.lists(st.floats(-30, 30, allow_nan=False), min_size=1, max_size=60).map(
     lambda xs: torch.tensor(xs, dtype=torch.float32))
@@ -115,3 +116,31 @@ def test_query_string_round_trip(t, k, p, seed, stop):
 def test_top_k_larger_than_vocab_is_clamped():
     logits = torch.randn(5)
     assert int(kept(apply_top_k(logits, 99)).sum()) == 5
+
+
+@hsettings(max_examples=200)
+@given(st.lists(st.integers(-4, 4), min_size=2, max_size=40), st.floats(0.0, 3.0), st.integers(0, 45),
+       st.floats(0.05, 1.0), st.floats(0.0, 0.9), st.floats(1.0, 3.0), st.lists(st.integers(0, 39), max_size=6))
+def test_numpy_pipeline_equals_torch_pipeline(values, t, k, p, min_p, penalty, seen):
+    """`process_rows` (the generation hot path) keeps the same tokens, ties included, with the same
+    probabilities as the documented torch `process`. Small integer logits make ties frequent."""
+    logits = torch.tensor([values], dtype=torch.float64) / 2
+    history = torch.tensor([[i for i in seen if i < len(values)]], dtype=torch.long)
+    s = SamplingSettings(temperature=t, top_k=k, top_p=p, min_p=min_p, repetition_penalty=penalty)
+    expected = torch.softmax(process(logits, s, history), -1).numpy()
+    got = process_rows(logits.numpy(), s, history.numpy())
+    got = torch.softmax(torch.from_numpy(got), -1).numpy()
+    assert (expected > 0).tolist() == (got > 0).tolist()
+    assert abs(expected - got).max() < 1e-12
+
+
+def test_inverse_cdf_draw_follows_the_distribution_and_never_picks_a_cut_token():
+    final = torch.log(torch.tensor([[0.5, 0.0, 0.2, 0.3]], dtype=torch.float64)).numpy()
+    s = SamplingSettings()
+    u = torch.rand(20000, generator=torch.Generator().manual_seed(0), dtype=torch.float64).numpy()
+    chosen = [int(draw_rows(final, s, u[i:i + 1])[0]) for i in range(u.size)]
+    counts = [chosen.count(i) / u.size for i in range(4)]
+    assert counts[1] == 0
+    assert abs(counts[0] - 0.5) < 0.02 and abs(counts[2] - 0.2) < 0.02 and abs(counts[3] - 0.3) < 0.02
+    assert int(draw_rows(final, s, torch.tensor([0.0], dtype=torch.float64).numpy())[0]) == 0
+    assert int(draw_rows(final, s, torch.tensor([0.999999], dtype=torch.float64).numpy())[0]) == 3
