@@ -86,7 +86,7 @@ def main() -> None:
     cols = st.columns([1, 2, 1, 3])
     cols[0].selectbox("Layer", range(layers), key="rnn_layer")
     cols[1].selectbox("Show", names, key="rnn_state", format_func=lambda n: viz.STATE_LABELS.get(n, n))
-    cols[2].number_input("Unit", 0, units - 1, step=1, key="rnn_unit")
+    cols[2].slider("Unit", 0, units - 1, key="rnn_unit", help="Slide through the units; the heatmap marks the one shown.")
     cols[3].selectbox("Jump to a unit that follows…", [f"{m.feature}: unit {m.unit} (r = {m.r:+.2f})" for m in found],
                       index=None, key="rnn_jump", on_change=jump_to_unit, placeholder="pick a text feature",
                       help="Units whose value correlates best with simple features of this text.")

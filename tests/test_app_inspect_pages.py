@@ -69,7 +69,7 @@ def test_rnn_page(app_home):
     assert trace_types(heat) == ["heatmap"] and title(heat).startswith("cell state (c), layer 0")
     assert trace_types(line) == ["scatter"]
     assert trace_types(saturation) == ["histogram"] * 6  # input, forget, output: above 0.9 and below 0.1
-    at.number_input(key="rnn_unit").set_value(5).run()
+    at.slider(key="rnn_unit").set_value(5).run()
     ok(at)
     assert title(figures(at)[1]) == "Unit 5 of the cell state (c)"
     assert at.query_params["rnn_unit"] == "5"
@@ -81,7 +81,7 @@ def test_rnn_page(app_home):
     target = int(jump.options[0].split("unit ")[1].split(" ")[0])
     jump.select_index(0).run()
     ok(at)
-    assert at.number_input(key="rnn_unit").value == target
+    assert at.slider(key="rnn_unit").value == target
 
 
 def test_ngram_page(app_home):
@@ -141,7 +141,7 @@ def test_pages_survive_a_bad_link(app_home, name, query):
         assert at.slider(key="ng_order").value == 4 and at.selectbox(key="ng_smoothing").value == "kneser_ney"
         assert "Type a context" in at.error[0].value
     if name == "rnn.py":
-        unit = at.number_input(key="rnn_unit")
+        unit = at.slider(key="rnn_unit")
         assert unit.value == unit.max  # clamped to the last unit
         assert at.selectbox(key="rnn_state").value in ("cell", "hidden")  # the default state
     if name == "tokens.py":
