@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -71,13 +72,20 @@ def write_json_atomic(path: Path, data: Any) -> None:
 
 
 def save_tensors_atomic(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
+    from safetensors import SafetensorError
     from safetensors.torch import save_file
 
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp, metadata=metadata)
+        try:
+            save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp, metadata=metadata)
+        except SafetensorError as exc:  # safetensors reports a full disk as "... I/O error: ... (os error 28)"
+            code = re.search(r"os error (\d+)", str(exc))
+            raise (OSError(int(code.group(1)), os.strerror(int(code.group(1)))) if code else OSError(str(exc))) from None
+        with open(tmp, "rb+") as handle:  # on disk before the rename, as every other atomic write here
+            os.fsync(handle.fileno())
         os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; a checkpoint is meant to be shared read-only
         os.replace(tmp, path)
     except BaseException:

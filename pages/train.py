@@ -67,7 +67,8 @@ def settings_form():
             name=st.session_state["tr_name"].strip() or suggested, preset=st.session_state["tr_preset"],
             max_chars=st.session_state["tr_max_chars"] or None,
             steps=st.session_state["tr_steps"] if neural else None,
-            minutes=st.session_state["tr_minutes"] if neural else None, device="cpu")
+            minutes=st.session_state["tr_minutes"] if neural else None, device="cpu",
+            save_minutes=0.5)  # a server crash costs at most half a minute of a class's training
     except LMError as exc:
         st.error(str(exc))
         return None, True
@@ -170,7 +171,10 @@ def main() -> None:
     write_query(["tr_source", "tr_corpus", "tr_tokenizer", "tr_vocab", "tr_family", "tr_preset", "tr_steps",
                  "tr_minutes", "tr_max_chars", "job"])
     with right:
-        job_id = st.session_state.get("job") or next((j["id"] for j in get_manager().active()), "")
+        manager = get_manager()
+        # nothing chosen: show the run in progress, else one the server's restart interrupted (to resume it)
+        job_id = st.session_state.get("job") or next((j["id"] for j in manager.active()), "") or next(
+            (j["id"] for j in manager.list() if j["status"] == "interrupted" and j.get("resumable")), "")
         if job_id:
             job_panel(job_id)
         else:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
+from typing import Iterator
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,3 +42,34 @@ def stop(proc: subprocess.Popen) -> None:
         except ProcessLookupError:
             pass
         proc.wait(timeout=10)
+
+
+def wait_healthy(proc: subprocess.Popen, url: str, log_path: Path, timeout: float = 60) -> None:
+    """Poll Streamlit's health endpoint until it answers; fail with the server's log if it never does."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise AssertionError("the server did not start:\n" + Path(log_path).read_text(errors="replace")[-3000:])
+        time.sleep(0.2)
+
+
+@contextlib.contextmanager
+def serve(home: Path, log_path: Path) -> Iterator[tuple[str, subprocess.Popen]]:
+    """(url, process) of the app serving `home` as LM_PLAYGROUND_HOME; stopped on exit (if still running)."""
+    env = {**os.environ, "LM_PLAYGROUND_HOME": str(home), "PYTHONUNBUFFERED": "1"}
+    port = free_port()
+    with open(log_path, "ab") as log:
+        proc = launch(port, env, log)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            wait_healthy(proc, url, log_path)
+            yield url, proc
+        finally:
+            if proc.poll() is None:
+                stop(proc)

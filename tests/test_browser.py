@@ -12,10 +12,12 @@ missing browser is a failure. The server runs in its own process group and is al
 from __future__ import annotations
 
 import ast
+import json
 import os
+import shutil
+import signal
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -23,7 +25,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from app_fixtures import app_home  # noqa: E402,F401
-from app_server import free_port, launch, stop  # noqa: E402
+from app_server import serve  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -54,27 +56,8 @@ def require_chromium() -> None:
 @pytest.fixture(scope="module")
 def server(app_home):
     require_chromium()
-    port = free_port()
-    env = {**os.environ, "LM_PLAYGROUND_HOME": str(app_home), "PYTHONUNBUFFERED": "1"}
-    log = open(app_home / "server.log", "wb")
-    proc = launch(port, env, log)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError("the server did not start:\n" + (app_home / "server.log").read_text()[-3000:])
-            time.sleep(0.2)
+    with serve(app_home, app_home / "server.log") as (url, _proc):
         yield url
-    finally:
-        stop(proc)
-        log.close()
 
 
 @pytest.fixture(scope="module")
@@ -208,3 +191,60 @@ def test_upload_train_and_find_the_model(server, page, tmp_path):
     page.goto(f"{server}/playground?model=browser-rhymes")
     settle(page)
     assert page.get_by_role("combobox", name="Model").input_value().startswith("browser-rhymes")
+
+
+def test_server_restart_mid_training_marks_the_run_resumable(browser, app_home, tmp_path):
+    """Kill the server (SIGKILL, as a crash or power cut would) while a model trains; start it again: the
+    finished models are still listed, the run is marked interrupted and resumable, and resuming continues
+    from the saved step."""
+    home = tmp_path / "home"
+    shutil.copytree(app_home, home, ignore=shutil.ignore_patterns("server.log", "jobs"))
+    context = browser.new_context(viewport=VIEWPORT)
+    tab = context.new_page()
+    tab.set_default_timeout(60_000)
+    resume_dir = home / "models" / "restart-me.resume"
+    try:
+        with serve(home, tmp_path / "server-1.log") as (url, proc):
+            tab.goto(f"{url}/train?tr_corpus=names&tr_family=lstm&tr_preset=tiny&tr_steps=100000&tr_minutes=30")
+            settle(tab)
+            tab.get_by_role("textbox", name="Model name").fill("restart-me")
+            tab.get_by_role("textbox", name="Model name").press("Enter")
+            settle(tab)
+            tab.get_by_role("button", name="Start training").click()
+            deadline = time.monotonic() + 120
+            while not resume_dir.is_dir():  # the run has saved a resume state: now pull the plug
+                assert time.monotonic() < deadline, "no resume state was saved within two minutes"
+                time.sleep(0.5)
+            time.sleep(1.0)
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+        [record] = [json.loads(p.read_text()) for p in (home / "jobs").glob("*.json")
+                    if json.loads(p.read_text())["name"] == "restart-me"]
+        assert record["status"] == "running"  # what the dead server left on disk
+        with serve(home, tmp_path / "server-2.log") as (url, _proc):
+            for finished in ("tiny-char-transformer", "tiny-char-lstm"):  # finished models are still listed
+                tab.goto(f"{url}/playground?model={finished}")
+                settle(tab)
+                assert tab.get_by_role("combobox", name="Model").input_value().startswith(finished)
+            tab.goto(f"{url}/train")
+            settle(tab)
+            tab.get_by_text("restart-me — interrupted").wait_for()
+            no_exception(tab, "train after restart")
+            saved_step = json.loads((resume_dir / "state.json").read_text())["step"]
+            assert saved_step > 0
+            tab.get_by_role("button", name="Resume training").click()
+            tab.get_by_text("restart-me — running").wait_for(timeout=60_000)
+            deadline, seen = time.monotonic() + 120, []
+            while True:  # it continues from the saved step (a fresh run would count up from 0)
+                rec = json.loads((home / "jobs" / f"{record['id']}.json").read_text())
+                if rec["status"] == "running" and rec["progress"].get("step"):
+                    seen.append(rec["progress"]["step"])
+                if len(seen) >= 3 and seen[-1] > saved_step:
+                    break
+                assert time.monotonic() < deadline, f"the resumed run did not get past step {saved_step}: {seen}"
+                time.sleep(0.3)
+            assert min(seen) >= saved_step, seen
+            tab.get_by_role("button", name="Cancel").click()
+            tab.get_by_text("restart-me — cancelled").wait_for(timeout=60_000)
+    finally:
+        context.close()
