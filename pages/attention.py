@@ -13,7 +13,7 @@ from lm.errors import LMError
 from lm.inspect import head_summary, inspect_text
 from ui.loaders import available_models, cached_model, get_model
 from ui.state import init_from_query, write_query
-from ui.widgets import model_label, preferred_models
+from ui.widgets import clamp_state, model_label, preferred_models
 
 TEXTS = {  # a first text per corpus that shows previous-token, name-matching and punctuation heads
     "shakespeare": "ROMEO:\nBut soft, what light through yonder window breaks?\nIt is the east, and Juliet is "
@@ -39,18 +39,13 @@ def heads_views(model_name: str, text: str):
                                                                          math.log(T) or None, title=None), summary.rows())
 
 
-def clamp(key: str, size: int) -> None:
-    st.session_state[key] = min(max(int(st.session_state[key]), 0), size - 1)
-
-
 @st.fragment
 def head_view(name: str, text: str) -> None:
     """Layer/head/token pickers and the views they drive: a fragment, so a slider re-runs only this part."""
     ins = inspection(name, text)
     attention = ins.trace.attention  # [layers, heads, T, T]
     layers, heads, T, _ = attention.shape
-    for key, size in (("att_layer", layers), ("att_head", heads), ("att_token", T)):
-        clamp(key, size)
+    clamp_state({"att_layer": (0, layers - 1), "att_head": (0, heads - 1), "att_token": (0, T - 1)})
     cols = st.columns([1, 1, 4])
     cols[0].selectbox("Layer", range(layers), key="att_layer")
     cols[1].selectbox("Head", range(heads), key="att_head")

@@ -12,7 +12,7 @@ from lm.inspect import backoff_table, ngram_backoff, ngram_counts, ngram_order_s
 from lm.models.ngram import SMOOTHINGS
 from ui.loaders import available_models, cached_model, get_model
 from ui.state import init_from_query, write_query
-from ui.widgets import model_label, preferred_models
+from ui.widgets import clamp_state, model_label, preferred_models
 
 CONTEXTS = {"shakespeare": "JULIET:\nO Romeo, Romeo! wherefore art thou R", "names": "mar", "python": "def __in"}
 MAX_CHART_ORDER = 7
@@ -40,7 +40,7 @@ def main() -> None:
     model, tok = loaded.model, loaded.tokenizer
     init_from_query({"ng_context": CONTEXTS.get(infos[name].corpus, "the "), "ng_order": model.config.order,
                      "ng_smoothing": model.config.smoothing}, allowed={"ng_smoothing": SMOOTHINGS})
-    st.session_state["ng_order"] = min(max(int(st.session_state["ng_order"]), 1), model.max_order)
+    clamp_state({"ng_order": (1, model.max_order)})
     st.caption("An n-gram model predicts the next token from the last n-1 tokens only, by counting what followed "
                "them in the training text. Smoothing decides what to do with things it never saw.")
     cols = st.columns([3, 2, 2])

@@ -11,7 +11,7 @@ from lm.errors import LMError
 from lm.inspect import SIGMOID_STATES, feature_units, gate_saturation, inspect_text
 from ui.loaders import available_models, cached_model, get_model
 from ui.state import init_from_query, write_query
-from ui.widgets import model_label, preferred_models
+from ui.widgets import clamp_state, model_label, preferred_models
 
 TEXTS = {  # a first text per corpus with line ends, capitals, speaker lines (and quotes where the corpus has them)
     "shakespeare": "ROMEO:\nBut soft, what light through yonder window breaks?\nIt is the east, and Juliet is "
@@ -76,13 +76,13 @@ def main() -> None:
     states = ins.trace.states  # name -> [layers, T, units]
     names = list(states)
     layers, _, units = states[names[0]].shape
-    st.session_state["rnn_layer"] = min(max(int(st.session_state["rnn_layer"]), 0), layers - 1)
+    clamp_state({"rnn_layer": (0, layers - 1)})
     init_from_query({"rnn_state": "cell" if "cell" in states else "hidden"}, allowed={"rnn_state": names})
     if st.session_state["rnn_state"] not in states:
         st.session_state["rnn_state"] = "cell" if "cell" in states else "hidden"
     found = matches(name, text, st.session_state["rnn_state"], st.session_state["rnn_layer"])
     init_from_query({"rnn_unit": max(found, key=lambda m: abs(m.r)).unit if found else 0})
-    st.session_state["rnn_unit"] = min(max(int(st.session_state["rnn_unit"]), 0), units - 1)
+    clamp_state({"rnn_unit": (0, units - 1)})
     cols = st.columns([1, 2, 1, 3])
     cols[0].selectbox("Layer", range(layers), key="rnn_layer")
     cols[1].selectbox("Show", names, key="rnn_state", format_func=lambda n: viz.STATE_LABELS.get(n, n))
