@@ -93,6 +93,19 @@ def check_ids(
     return ids.long()
 
 
+def build_with_weights(cls, config, tensors: dict[str, torch.Tensor], retie=None, ignore: Iterable[str] = ()):
+    """`cls(config)` built on the meta device (skipping a random init the saved weights overwrite anyway),
+    materialised on the CPU and filled with `tensors` by `load_checked`. `retie(model)` restores tied weights
+    (`to_empty` gives every module its own fresh tensor)."""
+    with torch.device("meta"):
+        model = cls(config)
+    model.to_empty(device="cpu")
+    if retie is not None:
+        retie(model)
+    load_checked(model, tensors, ignore=ignore)
+    return model
+
+
 def load_checked(module: nn.Module, tensors: dict[str, torch.Tensor], ignore: Iterable[str] = ()) -> None:
     """Copy `tensors` into `module`; name the first missing, unexpected or mis-shaped tensor in an LMError."""
     expected = module.state_dict()

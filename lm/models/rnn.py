@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lm.device import check_ids, load_checked, module_device
+from lm.device import build_with_weights, check_ids, module_device
 from lm.errors import LMError
 from lm.models.base import LanguageModel, ModelConfig
 from lm.trace import RecurrentTrace
@@ -183,11 +183,7 @@ class RNNModel(nn.Module, LanguageModel):
     def from_state(cls, config: ModelConfig, tensors: dict[str, torch.Tensor]) -> RNNModel:
         if not isinstance(config, RNNConfig):
             raise LMError(f"RNNModel needs an RNNConfig, not {type(config).__name__}")
-        with torch.device("meta"):  # skip a random init that the saved weights overwrite anyway
-            model = cls(config)
-        model.to_empty(device="cpu")
-        load_checked(model, tensors)
-        return model
+        return build_with_weights(cls, config, tensors)
 
 
 # -- the recurrences written out, one layer at a time -----------------------------------------------

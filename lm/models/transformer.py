@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lm.device import check_ids, load_checked, module_device
+from lm.device import build_with_weights, check_ids, module_device
 from lm.errors import LMError
 from lm.models.base import LanguageModel, ModelConfig
 from lm.trace import AttentionTrace
@@ -351,13 +351,13 @@ class TransformerModel(nn.Module, LanguageModel):
     def from_state(cls, config: ModelConfig, tensors: dict[str, torch.Tensor]) -> TransformerModel:
         if not isinstance(config, TransformerConfig):
             raise LMError(f"TransformerModel needs a TransformerConfig, not {type(config).__name__}")
-        with torch.device("meta"):  # skip a random init that the saved weights overwrite anyway
-            model = cls(config)
-        model.to_empty(device="cpu")
-        if config.tie_embeddings:  # to_empty gives every module its own fresh tensor: tie them again
+        if not config.tie_embeddings:
+            return build_with_weights(cls, config, tensors)
+
+        def retie(model: TransformerModel) -> None:
             model.lm_head.weight = model.wte.weight
-        load_checked(model, tensors, ignore=("lm_head.weight",) if config.tie_embeddings else ())
-        return model
+
+        return build_with_weights(cls, config, tensors, retie=retie, ignore=("lm_head.weight",))
 
 
 __all__ = ["ACTIVATIONS", "KVCache", "TransformerConfig", "TransformerModel"]
