@@ -54,6 +54,38 @@ def corpora_dir(home: Path | None = None) -> Path:
     return Path(home or home_dir()) / "corpora"
 
 
+def _process_start(pid: int) -> str | None:
+    """The kernel's start time of a process (Linux /proc), so a recycled pid is not taken for the original."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[19]  # field 22 of /proc/<pid>/stat, counted after the name
+    except (OSError, IndexError):
+        return None
+
+
+def _this_process() -> dict[str, Any]:
+    import socket
+
+    return {"host": socket.gethostname(), "pid": os.getpid(), "start": _process_start(os.getpid())}
+
+
+def _owner_alive(owner: Any) -> bool:
+    """True when `owner` (a job record's) is another process on this machine that is still running.
+
+    Several app replicas may share one LM_PLAYGROUND_HOME (docs/serving.md): a replica that starts must
+    not mark a sibling's live training as interrupted. A dead owner, this very process (a restart reusing
+    the pid), an owner on another host or a record without one count as gone.
+    """
+    import socket
+
+    if not isinstance(owner, dict) or owner.get("host") != socket.gethostname():
+        return False
+    pid = owner.get("pid")
+    if not isinstance(pid, int) or pid == os.getpid() or owner.get("start") is None:
+        return False
+    return _process_start(pid) == owner["start"]
+
+
 def max_concurrent_from_env() -> int:
     raw = os.environ.get("LM_MAX_TRAININGS", "").strip()
     if not raw:
@@ -130,6 +162,8 @@ class JobManager:
             if not isinstance(record, dict) or not _ID.match(str(record.get("id", ""))):
                 continue
             if record.get("status") in ACTIVE:
+                if _owner_alive(record.get("owner")):  # a sibling replica sharing this home is training it
+                    continue
                 record["status"] = "interrupted"
                 record["message"] = "the server stopped during this run"
                 record["resumable"] = self._has_resume_state(record)
@@ -203,6 +237,7 @@ class JobManager:
                 "history": previous.get("history", {"train": [], "valid": []}) if settings.resume
                 else {"train": [], "valid": []},
                 "result": None, "resumable": False, "runs": previous.get("runs", 0) + 1,
+                "owner": _this_process(),
             }
             self._jobs[job_id] = record
             stop = threading.Event()

@@ -115,6 +115,40 @@ def test_runs_cut_off_by_a_restart_become_interrupted_and_resumable(home):
     assert resumed["id"] == record["id"] and resumed["status"] == "finished" and resumed["runs"] == 1
 
 
+def test_a_replica_sharing_the_home_leaves_a_live_siblings_run_alone(home):
+    """Two app replicas on one machine share LM_PLAYGROUND_HOME: a replica that (re)starts marks only runs
+    whose owning process is gone as interrupted, never one a live sibling is still training."""
+    import socket
+    import subprocess
+    import sys
+
+    from lm.jobs import _process_start
+
+    jobs = home / "jobs"
+    jobs.mkdir()
+    sibling = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead_start = _process_start(dead.pid)
+    dead.wait()
+    try:
+        records = {}
+        for name, pid, start in (("live-run", sibling.pid, _process_start(sibling.pid)),
+                                 ("dead-run", dead.pid, dead_start)):
+            records[name] = {"id": f"20250101-000000-{name}", "name": name, "directory": str(home / "models" / name),
+                             "status": "running", "settings": settings(name).to_json(), "created": 1.0,
+                             "progress": {"step": 5, "total": 10}, "history": {"train": [], "valid": []},
+                             "owner": {"host": socket.gethostname(), "pid": pid, "start": start}}
+            (jobs / f"{records[name]['id']}.json").write_text(json.dumps(records[name]))
+        manager = JobManager(home, train_fn=fake_train())
+        statuses = {r["name"]: r["status"] for r in manager.list()}
+        assert statuses == {"dead-run": "interrupted"}  # the live sibling's run is not this replica's to show
+        on_disk = json.loads((jobs / f"{records['live-run']['id']}.json").read_text())
+        assert on_disk == records["live-run"]  # untouched
+    finally:
+        sibling.kill()
+        sibling.wait()
+
+
 def test_uploads_are_validated_and_kept(home):
     text = ("To be, or not to be, that is the question.\n" * 10).encode()
     path = save_upload(text, "My Play.TXT")
