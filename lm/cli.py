@@ -58,7 +58,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from lm.registry import load_model
 
     settings = _settings(args)  # validate the knobs before the (slower) model load
-    loaded = load_model(args.model)
+    loaded = load_model(args.model, device=args.device)
     encoded = encode_prompt(loaded.tokenizer, args.prompt)
     if encoded.replaced:
         print(f"note: {loaded.name} does not know {''.join(encoded.replaced)!r}; replaced with <unk>", file=sys.stderr)
@@ -98,7 +98,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     from lm.registry import load_model
 
     text = _read_text_arg(args)
-    loaded = load_model(args.model)
+    loaded = load_model(args.model, device=args.device)
     result = score(loaded.model, loaded.tokenizer, text)
     lines = [f"{'token':>12} {'logprob':>9} {'rank':>6}"]
     lines += [f"{t.piece!r:>12} {t.logprob:9.3f} {t.rank:6d}" for t in result.tokens]
@@ -228,7 +228,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     from lm.registry import load_model
 
     text = _read_text_arg(args)
-    loaded = load_model(args.model)
+    loaded = load_model(args.model, device=args.device)
     found = inspect_text(loaded, text, max_tokens=args.max_tokens)
     trace = found.trace
     data = {"model": loaded.name, "family": loaded.family, "tokens": found.tokens, "ids": found.ids,
@@ -273,12 +273,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--samples", type=int, default=1)
     p.add_argument("--stop", action="append", help="stop when this text appears (repeatable)")
+    p.add_argument("--device", default="auto", help="auto (CUDA, then Apple MPS, else CPU), cpu, cuda, cuda:N or mps")
 
     p = command("score", cmd_score, "per-token log-probabilities, ranks and bits per character of a text")
     p.add_argument("-m", "--model", required=True, help="registry name or checkpoint directory")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--text")
     source.add_argument("--file", help="a UTF-8 text file")
+    p.add_argument("--device", default="auto", help="auto (CUDA, then Apple MPS, else CPU), cpu, cuda, cuda:N or mps")
 
     p = command("inspect", cmd_inspect, "tokens and internals: attention, gates and states, or n-gram back-off")
     p.add_argument("-m", "--model", required=True, help="registry name or checkpoint directory")
@@ -286,6 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--text")
     source.add_argument("--file", help="a UTF-8 text file")
     p.add_argument("--max-tokens", type=int, default=None, dest="max_tokens", help="trace at most this many tokens")
+    p.add_argument("--device", default="auto", help="auto (CUDA, then Apple MPS, else CPU), cpu, cuda, cuda:N or mps")
 
     p = command("ngram", cmd_ngram, "count an n-gram model from a corpus and save it")
     p.add_argument("--corpus", default="shakespeare", help="shakespeare, names, python, or a text file")

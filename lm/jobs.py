@@ -94,8 +94,8 @@ def max_concurrent_from_env() -> int:
         value = int(raw)
     except ValueError:
         raise LMError(f"LM_MAX_TRAININGS must be a whole number, not {raw!r}") from None
-    if value < 1:
-        raise LMError(f"LM_MAX_TRAININGS must be at least 1, not {value}")
+    if value < 0:
+        raise LMError(f"LM_MAX_TRAININGS must be 0 (no training on this server) or more, not {value}")
     return value
 
 
@@ -216,6 +216,9 @@ class JobManager:
         from lm.train import resolve_settings
 
         plan = resolve_settings(settings)  # every settings error surfaces here, before a thread starts
+        if self.max_concurrent == 0:
+            raise LMError("training is switched off on this server (LM_MAX_TRAININGS=0); ask your teacher which "
+                          "server trains models")
         with self._lock:
             running = [r for r in self._jobs.values() if r["status"] in ACTIVE]
             if len(running) >= self.max_concurrent:

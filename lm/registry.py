@@ -131,14 +131,23 @@ def resolve(name_or_path: str) -> Path:
     raise LMError(f"no model named {name!r} (known: {known})")
 
 
-def load_model(name_or_path: str) -> LoadedModel:
-    """Load a model by name or path; a zoo recipe is built once and cached."""
+def load_model(name_or_path: str, device: str | None = None) -> LoadedModel:
+    """Load a model by name or path; a zoo recipe is built once and cached.
+
+    `device` ("auto", "cpu", "cuda", "cuda:N", "mps"; None = the CPU) places a neural model's weights; an
+    n-gram model is NumPy tables and always runs on the CPU.
+    """
     from lm.checkpoint import load_checkpoint
 
     path = resolve(name_or_path)
-    if (path / RECIPE_FILE).is_file():
-        return _load_recipe(path)
-    return load_checkpoint(path, name=path.name)
+    loaded = _load_recipe(path) if (path / RECIPE_FILE).is_file() else load_checkpoint(path, name=path.name)
+    if device is not None and hasattr(loaded.model, "to"):
+        from lm.device import pick_device
+
+        target = pick_device(device)
+        if target.type != "cpu":
+            loaded.model.to(target)
+    return loaded
 
 
 def _load_recipe(path: Path) -> LoadedModel:

@@ -125,3 +125,31 @@ def test_generate_and_score_work_for_neural_families(neural_models, capsys):
         assert len(json.loads(capsys.readouterr().out)["samples"][0]["tokens"]) == 40
         assert main(["score", "-m", str(path), "--text", "a longer text than the context of sixteen", "--json"]) == 0
         assert json.loads(capsys.readouterr().out)["bits_per_char"] > 0
+
+
+def test_device_option_places_neural_models_and_refuses_missing_hardware(tmp_path, capsys):
+    """--device picks where a neural model runs: "cpu" always works; a device this machine lacks (or a
+    made-up one) is a one-line error, exit status 2. "auto" takes CUDA, then MPS, else the CPU."""
+    import torch
+
+    from lm.checkpoint import save_checkpoint
+    from lm.models.rnn import RNNConfig, RNNModel
+    from lm.registry import load_model
+    from lm.tokenizer import Tokenizer
+
+    tok = Tokenizer.char("abc de\n")
+    path = tmp_path / "tiny-gru"
+    save_checkpoint(path, RNNModel(RNNConfig(vocab_size=tok.vocab_size, cell="gru", n_layers=1, d_embed=4, d_hidden=8),
+                                   torch.Generator().manual_seed(0)), tok)
+    assert main(["generate", "-m", str(path), "-p", "ab", "-n", "5", "--device", "cpu", "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)["samples"][0]["tokens"]) == 5
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert load_model(str(path), device="auto").model.device.type in (expected, "mps")
+    missing = [d for d in ("cuda", "mps") if not (torch.cuda.is_available() if d == "cuda"
+                                                   else torch.backends.mps.is_available())]
+    for device in [*missing, "banana"]:
+        for command in (["generate", "-m", str(path), "-p", "ab"], ["score", "-m", str(path), "--text", "ab"],
+                        ["inspect", "-m", str(path), "--text", "ab"]):
+            assert main([*command, "--device", device]) == 2
+            err = capsys.readouterr().err.strip()
+            assert err.startswith("error: ") and "\n" not in err and device in err

@@ -161,3 +161,19 @@ def test_uploads_are_validated_and_kept(home):
         save_upload(b"short text", "x.txt")
     with pytest.raises(LMError):
         save_upload(text, "x.txt", max_bytes=100)
+
+
+def test_max_trainings_from_the_environment(home, monkeypatch):
+    from lm.jobs import max_concurrent_from_env
+
+    for raw, expected in (("", 1), ("3", 3), ("0", 0)):
+        monkeypatch.setenv("LM_MAX_TRAININGS", raw)
+        assert max_concurrent_from_env() == expected
+    for bad in ("-1", "many"):
+        monkeypatch.setenv("LM_MAX_TRAININGS", bad)
+        with pytest.raises(LMError, match="LM_MAX_TRAININGS"):
+            max_concurrent_from_env()
+    manager = JobManager(home, max_concurrent=0, train_fn=fake_train())
+    with pytest.raises(LMError, match="training is switched off on this server"):
+        manager.submit(settings("nope"))
+    assert manager.list() == []

@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+import os
+
 import streamlit as st
 
 from lm.checkpoint import LoadedModel
@@ -16,7 +18,8 @@ from lm.registry import ModelInfo, list_models, load_model
 
 @st.cache_resource(show_spinner="Loading model…", max_entries=32)
 def cached_model(name: str) -> LoadedModel:
-    return load_model(name)
+    # $LM_DEVICE (default auto: CUDA, then Apple MPS, else the CPU) places the neural models' weights
+    return load_model(name, device=os.environ.get("LM_DEVICE", "").strip() or "auto")
 
 
 def available_models(families: tuple[str, ...] | None = None, kinds: tuple[str, ...] | None = None) -> list[ModelInfo]:
