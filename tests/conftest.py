@@ -72,3 +72,24 @@ def char_tokenizer():
     from lm.tokenizer import Tokenizer
 
     return Tokenizer.char("abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ.,;:!?'\n")
+
+
+ROBUSTNESS_FILES = {"test_bad_input.py": "bad-input cases", "test_faults.py": "fault cases (real full disk)",
+                    "test_fuzz.py": "fuzz properties"}
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Count the robustness cases in the test report (the robustness issue asks for the number)."""
+    counts: dict[str, dict[str, int]] = {}
+    for outcome in ("passed", "failed", "error", "skipped"):
+        for report in terminalreporter.stats.get(outcome, []):
+            nodeid = getattr(report, "nodeid", "")
+            name = nodeid.split("::")[0].rsplit("/", 1)[-1]
+            if name in ROBUSTNESS_FILES and (outcome != "passed" or getattr(report, "when", "call") == "call"):
+                counts.setdefault(name, {}).setdefault(outcome, 0)
+                counts[name][outcome] += 1
+    if counts:
+        terminalreporter.section("robustness cases")
+        for name, tally in sorted(counts.items()):
+            terminalreporter.write_line(f"{ROBUSTNESS_FILES[name]} (tests/{name}): "
+                                        + ", ".join(f"{n} {outcome}" for outcome, n in tally.items()))
