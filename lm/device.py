@@ -93,15 +93,14 @@ def check_ids(
     return ids.long()
 
 
-def build_with_weights(cls, config, tensors: dict[str, torch.Tensor], retie=None, ignore: Iterable[str] = ()):
-    """`cls(config)` built on the meta device (skipping a random init the saved weights overwrite anyway),
-    materialised on the CPU and filled with `tensors` by `load_checked`. `retie(model)` restores tied weights
-    (`to_empty` gives every module its own fresh tensor)."""
-    with torch.device("meta"):
-        model = cls(config)
-    model.to_empty(device="cpu")
-    if retie is not None:
-        retie(model)
+def build_with_weights(cls, config, tensors: dict[str, torch.Tensor], ignore: Iterable[str] = ()):
+    """`cls(config)` filled with `tensors` by `load_checked`.
+
+    Built directly on the CPU: its random init is wasted work, but for the zoo's sizes it costs
+    milliseconds, while skipping it on the meta device imports torch._dynamo (over a second, once per
+    process — most of the app's first model load).
+    """
+    model = cls(config)
     load_checked(model, tensors, ignore=ignore)
     return model
 

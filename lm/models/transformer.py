@@ -351,13 +351,8 @@ class TransformerModel(nn.Module, LanguageModel):
     def from_state(cls, config: ModelConfig, tensors: dict[str, torch.Tensor]) -> TransformerModel:
         if not isinstance(config, TransformerConfig):
             raise LMError(f"TransformerModel needs a TransformerConfig, not {type(config).__name__}")
-        if not config.tie_embeddings:
-            return build_with_weights(cls, config, tensors)
-
-        def retie(model: TransformerModel) -> None:
-            model.lm_head.weight = model.wte.weight
-
-        return build_with_weights(cls, config, tensors, retie=retie, ignore=("lm_head.weight",))
+        # a tied head is the embedding itself (one Parameter): its copy in the file is not loaded twice
+        return build_with_weights(cls, config, tensors, ignore=("lm_head.weight",) if config.tie_embeddings else ())
 
 
 __all__ = ["ACTIVATIONS", "KVCache", "TransformerConfig", "TransformerModel"]
