@@ -29,11 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
-from app_server import free_port, launch, stop  # noqa: E402
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+from app_server import CHROMIUM, CHROMIUM_ARGS, IDLE, free_port, launch, stop  # noqa: E402
 
 # Records every change of the app's script state with the page's clock, so a re-render can be timed from
 # the user's action to the end of the run, however short the "running" phase is.
@@ -43,9 +39,6 @@ OBSERVER = """() => {
   new MutationObserver(() => window.__states.push([app.getAttribute('data-test-script-state'), performance.now()]))
     .observe(app, {attributes: true, attributeFilter: ['data-test-script-state']});
 }"""
-IDLE = """() => { const a = document.querySelector('.stApp');
-  return a && a.getAttribute('data-test-connection-state') === 'CONNECTED'
-      && a.getAttribute('data-test-script-state') !== 'running'; }"""
 DONE_AFTER = """(t0) => { const s = window.__states || []; let ran = false;
   for (const [state, t] of s) { if (t < t0) continue; if (state === 'running') ran = true;
     else if (ran) return true; } return false; }"""

@@ -1,4 +1,5 @@
-"""Start and stop `streamlit run app.py` on loopback: shared by the browser test and bench/bench_app.py."""
+"""Start and stop `streamlit run app.py` on loopback, and the browser settings: shared by the browser tests and
+the app benchmarks in bench/."""
 
 from __future__ import annotations
 
@@ -14,6 +15,17 @@ from pathlib import Path
 from typing import Iterator
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# Debian's Chromium, driven by Playwright (which cannot download its own browsers on this kind of machine)
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+# True in the page once the app is connected and no script is running (Streamlit's own test attributes)
+IDLE = """() => {
+    const app = document.querySelector('.stApp');
+    return app && app.getAttribute('data-test-connection-state') === 'CONNECTED'
+        && app.getAttribute('data-test-script-state') !== 'running';
+}"""
 
 
 def free_port() -> int:

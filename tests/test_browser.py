@@ -25,11 +25,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from app_fixtures import app_home  # noqa: E402,F401
-from app_server import serve  # noqa: E402
+from app_server import CHROMIUM, CHROMIUM_ARGS, IDLE, serve  # noqa: E402
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
 SCREENSHOTS = ROOT / "docs" / "screenshots"
 VIEWPORT = {"width": 1600, "height": 1000}  # a classroom projector's worth of pixels
 
@@ -81,13 +78,6 @@ def page(browser):
         yield tab
     finally:
         context.close()
-
-
-IDLE = """() => {
-    const app = document.querySelector('.stApp');
-    return app && app.getAttribute('data-test-connection-state') === 'CONNECTED'
-        && app.getAttribute('data-test-script-state') !== 'running';
-}"""
 
 
 def settle(tab, timeout: float = 60_000) -> None:
