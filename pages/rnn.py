@@ -48,6 +48,21 @@ def jump_to_unit() -> None:
         st.session_state["rnn_jump"] = None  # an action menu: ready for the next jump
 
 
+@st.fragment
+def unit_view(name: str, text: str, layer: int, state: str, units: int) -> None:
+    """One unit on the text: a fragment, so sliding through the units re-runs only this part (the big
+    heatmap above is not redrawn)."""
+    ins = inspection(name, text)
+    st.slider("Unit", 0, units - 1, key="rnn_unit", help="Slide through the units (the rows of the heatmap).")
+    write_query(["rnn_unit"])
+    unit = st.session_state["rnn_unit"]
+    values = ins.trace.states[state][layer][:, unit]  # [T]
+    st.subheader(f"Unit {unit} on the text")
+    st.markdown(viz.unit_text_html(ins.pieces, values, state, unit), unsafe_allow_html=True)
+    st.caption("Red = positive, blue = negative (gates: orange = open). Hover a token for the exact value.")
+    st.plotly_chart(viz.unit_line(values, ins.tokens, unit, state), key="rnn_unit_line", width="stretch", theme=None)
+
+
 def main() -> None:
     st.title("Memory inside a recurrent network")
     models = available_models(families=("rnn",))
@@ -83,23 +98,18 @@ def main() -> None:
     found = matches(name, text, st.session_state["rnn_state"], st.session_state["rnn_layer"])
     init_from_query({"rnn_unit": max(found, key=lambda m: abs(m.r)).unit if found else 0})
     clamp_state({"rnn_unit": (0, units - 1)})
-    cols = st.columns([1, 2, 1, 3])
+    cols = st.columns([1, 2, 4])
     cols[0].selectbox("Layer", range(layers), key="rnn_layer")
     cols[1].selectbox("Show", names, key="rnn_state", format_func=lambda n: viz.STATE_LABELS.get(n, n))
-    cols[2].slider("Unit", 0, units - 1, key="rnn_unit", help="Slide through the units; the heatmap marks the one shown.")
-    cols[3].selectbox("Jump to a unit that follows…", [f"{m.feature}: unit {m.unit} (r = {m.r:+.2f})" for m in found],
+    cols[2].selectbox("Jump to a unit that follows…", [f"{m.feature}: unit {m.unit} (r = {m.r:+.2f})" for m in found],
                       index=None, key="rnn_jump", on_change=jump_to_unit, placeholder="pick a text feature",
                       help="Units whose value correlates best with simple features of this text.")
-    write_query(["rnn_model", "rnn_text", "rnn_layer", "rnn_state", "rnn_unit"])
-    layer, state, unit = st.session_state["rnn_layer"], st.session_state["rnn_state"], st.session_state["rnn_unit"]
-    values = states[state][layer]  # [T, units]
-    st.plotly_chart(viz.state_heatmap(values, ins.tokens, state, highlight_unit=unit,
+    write_query(["rnn_model", "rnn_text", "rnn_layer", "rnn_state"])
+    layer, state = st.session_state["rnn_layer"], st.session_state["rnn_state"]
+    st.plotly_chart(viz.state_heatmap(states[state][layer], ins.tokens, state,
                                       title=f"{viz.STATE_LABELS.get(state, state)}, layer {layer}: every unit over time"),
                     key="rnn_heatmap", width="stretch", theme=None)
-    st.subheader(f"Unit {unit} on the text")
-    st.markdown(viz.unit_text_html(ins.pieces, values[:, unit], state, unit), unsafe_allow_html=True)
-    st.caption("Red = positive, blue = negative (gates: orange = open). Hover a token for the exact value.")
-    st.plotly_chart(viz.unit_line(values[:, unit], ins.tokens, unit, state), key="rnn_unit_line", width="stretch", theme=None)
+    unit_view(name, text, layer, state, units)
     with st.expander("Units that best follow simple text features", expanded=False):
         st.dataframe([{"feature": m.feature, "unit": m.unit, "correlation r": round(m.r, 3)} for m in found],
                      key="rnn_matches", hide_index=True)
