@@ -163,14 +163,15 @@ class _Picker:
         return chosen, float(weights[chosen]) / total, rank, top_ids.tolist(), (weights[top_ids] / total).tolist()
 
 
-@torch.inference_mode()
 def generate(model: LanguageModel, tokenizer, prompt: str, settings: SamplingSettings,
              generator: torch.Generator | None = None, *, alternatives: int = 5) -> Iterator[GeneratedToken]:
     """Stream the tokens of `settings.samples` continuations of `prompt`, in order of generation.
 
     The per-token work after the model's step is NumPy on one float64 copy of the logits (`as_rows`): the
     knobs (`process_rows`, tested equal to `lm.sampling.process`), the inverse-CDF draw and the details.
-    The uniform numbers for the whole budget are drawn from the generator up front, in one call.
+    The uniform numbers for the whole budget are drawn from the generator up front, in one call. (No
+    inference-mode wrapper here: the models' own step/prefill enter it, and on a generator it would be
+    re-entered at every token, ~2 us each.)
     """
     encoded = encode_prompt(tokenizer, prompt)
     generator = generator if generator is not None else settings.generator()
