@@ -234,7 +234,18 @@ def test_server_restart_mid_training_marks_the_run_resumable(browser, app_home, 
                 assert time.monotonic() < deadline, f"the resumed run did not get past step {saved_step}: {seen}"
                 time.sleep(0.3)
             assert min(seen) >= saved_step, seen
-            tab.get_by_role("button", name="Cancel").click()
+            deadline = time.monotonic() + 90
+            while True:  # cancel it; the live panel redraws every second, so a click can land on a stale button
+                tab.get_by_role("button", name="Cancel").click(timeout=10_000)
+                for _ in range(20):
+                    status = json.loads((home / "jobs" / f"{record['id']}.json").read_text())["status"]
+                    if status != "running":
+                        break
+                    time.sleep(0.5)
+                if status != "running":
+                    break
+                assert time.monotonic() < deadline, "the resumed run could not be cancelled"
+            assert status == "cancelled"
             tab.get_by_text("restart-me — cancelled").wait_for(timeout=60_000)
     finally:
         context.close()
