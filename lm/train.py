@@ -361,19 +361,27 @@ class _Run:
         index = torch.from_numpy(starts).to(self.device).unsqueeze(1) + self.offsets  # [B, T+1]
         return self.train_ids[index], dropout_seed
 
-    def _forward_loss(self, batch: torch.Tensor, dropout_seed: int) -> torch.Tensor:
+    def _forward_backward(self, batch: torch.Tensor, dropout_seed: int) -> torch.Tensor:
+        """Loss of one batch, with its gradients accumulated into the parameters."""
         inputs, targets = batch[:, :-1], batch[:, 1:]
-        if self.plan.model_args.get("dropout", 0.0) > 0:
-            # dropout draws from the global generator (no generator argument exists): fork it, seed the fork
-            # from this step's stream, and restore the caller's state afterwards; the lock keeps two runs in
-            # one process (the app's background jobs) from seeding each other's forward passes
-            devices = [self.device.index or 0] if self.device.type == "cuda" else []
-            with _GLOBAL_RNG_LOCK, torch.random.fork_rng(devices=devices, device_type=self.device.type):
-                torch.manual_seed(dropout_seed)
-                logits = self.net(inputs)
-        else:
+
+        def loss_and_grads() -> torch.Tensor:
             logits = self.net(inputs)
-        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1))
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1))
+            loss.backward()
+            return loss
+
+        if self.plan.model_args.get("dropout", 0.0) <= 0:
+            return loss_and_grads()
+        # Dropout draws from the global generator (no generator argument exists): fork it, seed the fork from
+        # this step's stream, and restore the caller's state afterwards. The lock keeps two runs in one
+        # process (the app's background jobs) from seeding each other's steps. The backward pass is inside
+        # too: with it outside, two concurrent dropout runs intermittently drifted apart from a solo run in
+        # their later losses (tests/test_train.py), and stayed equal bit for bit once it was inside.
+        devices = [self.device.index or 0] if self.device.type == "cuda" else []
+        with _GLOBAL_RNG_LOCK, torch.random.fork_rng(devices=devices, device_type=self.device.type):
+            torch.manual_seed(dropout_seed)
+            return loss_and_grads()
 
     @torch.no_grad()
     def _evaluate(self) -> float:
@@ -512,9 +520,8 @@ class _Run:
             for group in self.optimizer.param_groups:
                 group["lr"] = self.lr
             batch, dropout_seed = self._batch(self.step)
-            loss = self._forward_loss(batch, dropout_seed)
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            loss = self._forward_backward(batch, dropout_seed)
             if s.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(params, s.grad_clip)
             self.optimizer.step()
