@@ -53,12 +53,19 @@ def _settings(args: argparse.Namespace):
     )
 
 
-def cmd_generate(args: argparse.Namespace) -> int:
-    from lm.generate import encode_prompt, generate
+def _load(args: argparse.Namespace):
+    """The model of -m, on --device, with --threads (else $LM_THREADS) CPU threads for inference."""
+    from lm.device import set_inference_threads
     from lm.registry import load_model
 
+    set_inference_threads(args.threads)
+    return load_model(args.model, device=args.device)
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from lm.generate import encode_prompt, generate
     settings = _settings(args)  # validate the knobs before the (slower) model load
-    loaded = load_model(args.model, device=args.device)
+    loaded = _load(args)
     encoded = encode_prompt(loaded.tokenizer, args.prompt)
     if encoded.replaced:
         print(f"note: {loaded.name} does not know {''.join(encoded.replaced)!r}; replaced with <unk>", file=sys.stderr)
@@ -95,10 +102,9 @@ def _read_text_arg(args: argparse.Namespace) -> str:
 
 def cmd_score(args: argparse.Namespace) -> int:
     from lm.metrics import score
-    from lm.registry import load_model
 
     text = _read_text_arg(args)
-    loaded = load_model(args.model, device=args.device)
+    loaded = _load(args)
     result = score(loaded.model, loaded.tokenizer, text)
     lines = [f"{'token':>12} {'logprob':>9} {'rank':>6}"]
     lines += [f"{t.piece!r:>12} {t.logprob:9.3f} {t.rank:6d}" for t in result.tokens]
@@ -225,10 +231,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 # -- inspect --------------------------------------------------------------------------------------------
 def cmd_inspect(args: argparse.Namespace) -> int:
     from lm.inspect import inspect_text
-    from lm.registry import load_model
 
     text = _read_text_arg(args)
-    loaded = load_model(args.model, device=args.device)
+    loaded = _load(args)
     found = inspect_text(loaded, text, max_tokens=args.max_tokens)
     trace = found.trace
     data = {"model": loaded.name, "family": loaded.family, "tokens": found.tokens, "ids": found.ids,
@@ -274,6 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, default=1)
     p.add_argument("--stop", action="append", help="stop when this text appears (repeatable)")
     p.add_argument("--device", default="auto", help="auto (CUDA, then Apple MPS, else CPU), cpu, cuda, cuda:N or mps")
+    p.add_argument("--threads", type=int, help="CPU threads for inference (default: $LM_THREADS, else torch's)")
 
     p = command("score", cmd_score, "per-token log-probabilities, ranks and bits per character of a text")
     p.add_argument("-m", "--model", required=True, help="registry name or checkpoint directory")
@@ -281,6 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--text")
     source.add_argument("--file", help="a UTF-8 text file")
     p.add_argument("--device", default="auto", help="auto (CUDA, then Apple MPS, else CPU), cpu, cuda, cuda:N or mps")
+    p.add_argument("--threads", type=int, help="CPU threads for inference (default: $LM_THREADS, else torch's)")
 
     p = command("inspect", cmd_inspect, "tokens and internals: attention, gates and states, or n-gram back-off")
     p.add_argument("-m", "--model", required=True, help="registry name or checkpoint directory")
@@ -289,6 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--file", help="a UTF-8 text file")
     p.add_argument("--max-tokens", type=int, default=None, dest="max_tokens", help="trace at most this many tokens")
     p.add_argument("--device", default="auto", help="auto (CUDA, then Apple MPS, else CPU), cpu, cuda, cuda:N or mps")
+    p.add_argument("--threads", type=int, help="CPU threads for inference (default: $LM_THREADS, else torch's)")
 
     p = command("ngram", cmd_ngram, "count an n-gram model from a corpus and save it")
     p.add_argument("--corpus", default="shakespeare", help="shakespeare, names, python, or a text file")

@@ -61,7 +61,29 @@ def set_inference_threads(n: int | None = None) -> int:
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise LMError(f"thread count must be a whole number >= 1, not {n!r}")
     torch.set_num_threads(n)
+    sync_blas_threads()
     return torch.get_num_threads()
+
+
+_blas_threads = [0]  # the thread count last given to NumPy's BLAS (0: never set)
+
+
+def sync_blas_threads() -> None:
+    """Give NumPy's BLAS (OpenBLAS in NumPy's wheels) torch's intra-op thread count.
+
+    The Transformer's batch-1 step multiplies with NumPy (`lm.models.transformer_step`); without this,
+    OpenBLAS would use every core for large products even where the user chose one thread (`LM_THREADS`,
+    `--threads`). Cheap when nothing changed; a no-op where threadpoolctl finds no BLAS it can steer.
+    """
+    wanted = torch.get_num_threads()
+    if wanted == _blas_threads[0]:
+        return
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # an install without it: NumPy keeps its own default
+        return
+    threadpool_limits(limits=wanted, user_api="blas")  # applied at once and kept (used as a function)
+    _blas_threads[0] = wanted
 
 
 def module_device(module: nn.Module) -> torch.device:
@@ -131,4 +153,7 @@ def load_checked(module: nn.Module, tensors: dict[str, torch.Tensor], ignore: It
                 want.copy_(tensors[name])  # state_dict() tensors share storage with the parameters
 
 
-__all__ = ["DEVICE_CHOICES", "check_ids", "load_checked", "module_device", "pick_device", "set_inference_threads"]
+__all__ = [
+    "DEVICE_CHOICES", "check_ids", "load_checked", "module_device", "pick_device", "set_inference_threads",
+    "sync_blas_threads",
+]

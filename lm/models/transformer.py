@@ -7,7 +7,8 @@ c_attn`, ...) so that `lm.models.gpt2` can map a Hugging Face checkpoint onto th
 Three ways to run the same weights:
 - `logits` (training, scoring): whole sequences through `F.scaled_dot_product_attention(is_causal=True)`;
 - `start` / `prefill` / `step` (generation): a preallocated KV cache, so a new token costs one pass of one
-  position over the model instead of recomputing the whole window;
+  position over the model instead of recomputing the whole window (at batch 1 on the CPU the step runs in
+  NumPy on the same weights and cache, `lm.models.transformer_step`; `step_torch` is the same step in torch);
 - `trace` (inspection): attention probabilities computed explicitly as softmax(Q K^T / sqrt(d)) under the
   causal mask, plus how strongly each head writes into the residual stream.
 """
@@ -25,6 +26,7 @@ from torch import nn
 from lm.device import build_with_weights, check_ids, module_device
 from lm.errors import LMError
 from lm.models.base import LanguageModel, ModelConfig
+from lm.models.transformer_step import NumpyStep, NumpyWeights
 from lm.trace import AttentionTrace
 
 # activation name -> function. "gelu_tanh" is GPT-2's "gelu_new": 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
@@ -80,14 +82,16 @@ class KVCache:
 
     `step` and `prefill` write into the preallocated buffers in place and advance `position`, so nothing is
     allocated per token. Keys and values of a layer share one buffer so that a step stores both with one
-    copy. Use `clone()` to fork a sequence (e.g. to try two continuations of one prompt).
+    copy. Use `clone()` to fork a sequence (e.g. to try two continuations of one prompt). `numpy_step`, when
+    set, is the batch-1 CPU step bound to these buffers.
     """
 
-    __slots__ = ("kv", "position")
+    __slots__ = ("kv", "position", "numpy_step")
 
-    def __init__(self, kv: list[torch.Tensor], position: int = 0):
+    def __init__(self, kv: list[torch.Tensor], position: int = 0, numpy_step: NumpyStep | None = None):
         self.kv = kv  # per layer [B, 2, H, context_length, Dh]: [:, 0] keys, [:, 1] values
         self.position = position  # tokens written so far (= the next token's position)
+        self.numpy_step = numpy_step
 
     @property
     def keys(self) -> list[torch.Tensor]:
@@ -106,7 +110,9 @@ class KVCache:
         return self.kv[0].shape[3]
 
     def clone(self) -> KVCache:
-        return KVCache([kv.clone() for kv in self.kv], self.position)
+        kv = [buffer.clone() for buffer in self.kv]
+        fast = None if self.numpy_step is None else NumpyStep(self.numpy_step.weights, kv)
+        return KVCache(kv, self.position, fast)
 
 
 class CausalSelfAttention(nn.Module):
@@ -273,7 +279,9 @@ class TransformerModel(nn.Module, LanguageModel):
         c = self.config
         shape = (batch_size, 2, c.n_heads, c.context_length, c.d_model // c.n_heads)  # [B, 2, H, C, Dh]
         w = self.wte.weight
-        return KVCache([torch.zeros(shape, dtype=w.dtype, device=w.device) for _ in self.h], 0)
+        kv = [torch.zeros(shape, dtype=w.dtype, device=w.device) for _ in self.h]
+        fast = batch_size == 1 and w.device.type == "cpu" and w.dtype == torch.float32
+        return KVCache(kv, 0, NumpyStep(NumpyWeights(self), kv) if fast else None)
 
     def _check_room(self, cache: KVCache, n: int) -> int:
         if not isinstance(cache, KVCache):
@@ -298,10 +306,21 @@ class TransformerModel(nn.Module, LanguageModel):
         cache.position = pos + ids.shape[1]
         return self.lm_head(self.ln_f(x[:, -1])), cache  # [B, V]
 
-    @torch.inference_mode()
     def step(self, tokens: torch.Tensor, cache: KVCache) -> tuple[torch.Tensor, KVCache]:
-        """One token per row. The generation hot path: functional calls on one position, no allocation of
-        the cache, no module calls (their dispatch overhead is a large share of a small model's step)."""
+        """One token per row [B] -> logits [B, V]. The generation hot path: at batch 1 on the CPU the
+        cache's NumPy step (same weights, same buffers; tested equal to `step_torch`), else `step_torch`."""
+        fast = cache.numpy_step if isinstance(cache, KVCache) else None
+        if fast is None or tokens.shape != (1,):
+            return self.step_torch(tokens, cache)
+        pos = self._check_room(cache, 1)
+        logits = fast(tokens.item(), pos)  # [V]
+        cache.position = pos + 1
+        return torch.from_numpy(logits)[None], cache  # [1, V]
+
+    @torch.inference_mode()
+    def step_torch(self, tokens: torch.Tensor, cache: KVCache) -> tuple[torch.Tensor, KVCache]:
+        """`step` in torch, any batch or device: functional calls on one position, no allocation of the
+        cache, no module calls (their dispatch overhead is a large share of a small model's step)."""
         pos = self._check_room(cache, 1)
         c = self.config
         D, H, eps, shape, act = c.d_model, c.n_heads, c.layer_norm_eps, (c.d_model,), ACTIVATIONS[c.activation]

@@ -1,0 +1,98 @@
+"""The Transformer's one-token decoding step for batch 1 on the CPU, in NumPy, on the model's own weights.
+
+Why a second step: at batch 1 a step is sixteen matrix-vector products (four per layer at 4 layers) and some
+sixty small vector operations. On the CPUs measured for this project (AMD EPYC, docs/benchmarks.md) torch's
+bundled MKL runs a [768, 256] x [256] product about 2x slower than NumPy's OpenBLAS (MKL picks a generic
+kernel on non-Intel CPUs), and every torch op costs a few microseconds of dispatch against about one for
+NumPy. Together that is most of a step: at d = 256 this step takes ~0.7 ms where the torch step takes ~1.1.
+
+It reads the same float32 tensors as the torch path (zero-copy views, never a copy or a conversion) and the
+same KV cache buffers that `prefill` writes, so the two paths can alternate within one sequence. Tests hold
+it equal to `TransformerModel.step_torch` within 1e-5. `TransformerModel.start` attaches it to a cache only
+for batch 1, float32, on the CPU; batches, GPUs, prefill, training and `trace` stay in torch.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from lm.device import sync_blas_threads
+from lm.errors import LMError
+
+
+def _view(tensor: torch.Tensor | None) -> np.ndarray | None:
+    return None if tensor is None else tensor.detach().numpy()  # shares memory with the parameter
+
+
+class NumpyWeights:
+    """Read-only NumPy views of a `TransformerModel`'s parameters, taken once per `start()`."""
+
+    __slots__ = ("layers", "wte", "wpe", "ln_f", "head", "n_heads", "eps", "act", "vocab_size")
+
+    def __init__(self, model):
+        c = model.config
+        self.layers = [tuple(_view(t) for t in block.step_weights()) for block in model.h]
+        self.wte, self.wpe = _view(model.wte.weight), _view(model.wpe.weight)  # [V, D], [C, D]
+        self.ln_f = (_view(model.ln_f.weight), _view(model.ln_f.bias))
+        self.head = _view(model.lm_head.weight)  # [V, D]; the same memory as wte when tied
+        self.n_heads, self.eps, self.vocab_size = c.n_heads, c.layer_norm_eps, c.vocab_size
+        from lm.models.transformer import ACTIVATIONS
+
+        # The activation goes through torch (one op per layer): NumPy has no erf for the exact GELU, and
+        # sharing torch's function keeps the two paths identical there.
+        self.act = ACTIVATIONS[c.activation]
+        sync_blas_threads()  # NumPy's products follow the thread count chosen for torch
+
+
+def _layer_norm(x: np.ndarray, weight: np.ndarray | None, bias: np.ndarray | None, eps: float) -> np.ndarray:
+    centred = x - x.mean()
+    out = centred * (1.0 / math.sqrt(float(centred @ centred) / x.shape[0] + eps))
+    if weight is not None:
+        out = out * weight
+    return out if bias is None else out + bias
+
+
+def _affine(weight: np.ndarray, x: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
+    out = weight @ x  # [out, in] @ [in] -> [out]: a matrix-vector product
+    return out if bias is None else out + bias
+
+
+class NumpyStep:
+    """Advances one sequence by one token: `step(token, pos)` -> logits [V] (float32 NumPy).
+
+    Holds the weights' views and NumPy views of this cache's buffers (per layer [2, H, C, Dh]); one per
+    sequence, like the cache it belongs to, so threads never share one.
+    """
+
+    __slots__ = ("weights", "kv")
+
+    def __init__(self, weights: NumpyWeights, kv: list[torch.Tensor]):
+        self.weights = weights
+        self.kv = [buffer[0].numpy() for buffer in kv]  # [1, 2, H, C, Dh] -> [2, H, C, Dh], shared memory
+
+    def __call__(self, token: int, pos: int) -> np.ndarray:
+        w = self.weights
+        if type(token) is not int:  # e.g. a float or bool tensor's item(): NumPy would index by it silently
+            raise LMError(f"token ids must be integers, not {type(token).__name__}")
+        if not 0 <= token < w.vocab_size:
+            raise LMError(f"token id {token} is outside the model's vocabulary of {w.vocab_size}")
+        H, eps, act = w.n_heads, w.eps, w.act
+        x = w.wte[token] + w.wpe[pos]  # [D]
+        D = x.shape[0]
+        scale = 1.0 / math.sqrt(D // H)
+        for (ln1_w, ln1_b, qkv_w, qkv_b, proj_w, proj_b, ln2_w, ln2_b, fc_w, fc_b, out_w, out_b), kv in zip(
+                w.layers, self.kv):
+            qkv = _affine(qkv_w, _layer_norm(x, ln1_w, ln1_b, eps), qkv_b).reshape(3, H, D // H)  # [3, H, Dh]
+            kv[:, :, pos] = qkv[1:]  # this position's keys and values [2, H, Dh] into the cache
+            keys, values = kv[0, :, :pos + 1], kv[1, :, :pos + 1]  # each [H, pos + 1, Dh]
+            scores = np.matmul(keys, qkv[0, :, :, None])[:, :, 0] * scale  # [H, pos + 1]
+            probs = np.exp(scores - scores.max(axis=1, keepdims=True))
+            probs /= probs.sum(axis=1, keepdims=True)
+            y = np.matmul(probs[:, None, :], values).reshape(D)  # [H, 1, Dh] -> [D]: heads side by side
+            x = x + _affine(proj_w, y, proj_b)
+            hidden = _affine(fc_w, _layer_norm(x, ln2_w, ln2_b, eps), fc_b)  # [4D]
+            x = x + _affine(out_w, act(torch.from_numpy(hidden)).numpy(), out_b)
+        return w.head @ _layer_norm(x, *w.ln_f, eps)  # [V]

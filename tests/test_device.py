@@ -1,0 +1,75 @@
+"""Inference thread count: one setting steers torch and NumPy's BLAS alike; bad values get one-line errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from threadpoolctl import threadpool_info
+
+from lm.cli import main
+from lm.device import pick_device, set_inference_threads
+from lm.errors import LMError
+from lm.models.transformer import TransformerConfig, TransformerModel
+
+
+def blas_threads() -> set[int]:
+    """Thread counts of NumPy's BLAS (the one its wheels bundle; another library, e.g. SciPy's, may be loaded)."""
+    pools = [pool for pool in threadpool_info() if pool["user_api"] == "blas"]
+    own = [pool for pool in pools if "numpy" in pool["filepath"]]
+    return {pool["num_threads"] for pool in own or pools}
+
+
+@pytest.fixture
+def restore_threads():
+    before = torch.get_num_threads()
+    yield
+    set_inference_threads(before)
+
+
+@pytest.mark.parametrize("n", [1, 2, 1])
+def test_set_inference_threads_steers_torch_and_numpy_blas(n, restore_threads):
+    assert set_inference_threads(n) == n == torch.get_num_threads()
+    assert blas_threads() == {n}  # NumPy's BLAS is found (the NumPy wheels bundle OpenBLAS) and follows
+
+
+def test_lm_threads_is_the_default_and_is_checked(monkeypatch, restore_threads):
+    monkeypatch.setenv("LM_THREADS", "1")
+    assert set_inference_threads() == 1 and blas_threads() == {1}
+    monkeypatch.setenv("LM_THREADS", "two")
+    with pytest.raises(LMError, match="LM_THREADS"):
+        set_inference_threads()
+    for bad in (0, -3, True, 1.5):
+        with pytest.raises(LMError, match="thread count"):
+            set_inference_threads(bad)
+    assert torch.get_num_threads() == 1  # a refused value changed nothing
+
+
+def test_the_numpy_step_follows_a_thread_count_set_directly_on_torch(restore_threads):
+    set_inference_threads(2)
+    torch.set_num_threads(1)  # e.g. a notebook that only knows torch's own call
+    model = TransformerModel(TransformerConfig(vocab_size=5, context_length=8, n_layers=1, n_heads=1, d_model=8))
+    model.start(1)
+    assert blas_threads() == {1}
+
+
+def test_cli_threads_option(tmp_path, capsys, restore_threads):
+    from lm.checkpoint import save_checkpoint
+    from lm.tokenizer import Tokenizer
+
+    tokenizer = Tokenizer.char("ab")
+    model = TransformerModel(TransformerConfig(vocab_size=tokenizer.vocab_size, context_length=16, n_layers=1,
+                                               n_heads=1, d_model=8))
+    save_checkpoint(tmp_path / "m", model, tokenizer)
+    assert main(["generate", "-m", str(tmp_path / "m"), "-p", "ab", "-n", "3", "--threads", "1"]) == 0
+    assert torch.get_num_threads() == 1 and blas_threads() == {1}
+    capsys.readouterr()
+    assert main(["score", "-m", str(tmp_path / "m"), "--text", "abba", "--threads", "0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: thread count") and "\n" not in err
+
+
+def test_pick_device_cpu_and_unknown_names():
+    assert pick_device("cpu") == torch.device("cpu") == pick_device(" CPU ")
+    assert pick_device("auto").type in ("cpu", "cuda", "mps")
+    with pytest.raises(LMError, match="unknown device"):
+        pick_device("banana")
