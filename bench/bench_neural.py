@@ -9,6 +9,8 @@ Batch 1, 200 new tokens, top-k 50, temperature 0.8, random weights over a ~70-ch
   (b) the same at d=256;                                        target >= 2x
   (c) LSTM 2 x 256 tokens/s;                                     target >= 3000
   (d) trace() on a 256-token text for each of those models;     target < 150 ms
+  (e) why the batch-1 step runs in NumPy: the step's matrix-vector products on the model's own weights,
+      torch's F.linear (MKL here) against NumPy's matmul (OpenBLAS), microseconds per step.
 
 "ours (app loop)" is `lm.generate.generate`, which also computes each token's probability, rank and top-5
 alternatives and detokenizes incrementally; "ours (model only)" is a bare prefill/step + top-k/multinomial loop,
@@ -106,6 +108,40 @@ def trace_ms(model, ids: torch.Tensor, repeats: int) -> tuple[float, float]:
     return medians(runs)
 
 
+def products_us(model, repeats: int) -> tuple[float, float]:
+    """Median microseconds of one step's matrix-vector products (every layer's four), torch vs NumPy."""
+    import torch.nn.functional as F
+
+    pairs = []  # (weight [out, in], bias) of qkv, attention out, MLP in, MLP out, per layer
+    for block in model.h:
+        w = block.step_weights()
+        pairs += [(w[2], w[3]), (w[4], w[5]), (w[8], w[9]), (w[10], w[11])]
+    inputs = {n: torch.randn(1, n) for n in {weight.shape[1] for weight, _ in pairs}}  # [1, in]
+    arrays = [(weight.detach().numpy(), bias.detach().numpy()) for weight, bias in pairs]
+    vectors = {n: x[0].numpy() for n, x in inputs.items()}
+
+    def torch_products():
+        for weight, bias in pairs:
+            F.linear(inputs[weight.shape[1]], weight, bias)
+
+    def numpy_products():
+        for weight, bias in arrays:
+            weight @ vectors[weight.shape[1]] + bias
+
+    out = []
+    for fn in (torch_products, numpy_products):
+        for _ in range(20):
+            fn()
+        runs = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            for _ in range(100):
+                fn()
+            runs.append((time.perf_counter() - start) / 100 * 1e6)
+        out.append(statistics.median(runs))
+    return out[0], out[1]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: $LM_THREADS or torch's)")
@@ -124,7 +160,7 @@ def main() -> None:
     text_ids = torch.tensor(tokenizer.encode(TEXT)[:256])  # [256]
     assert text_ids.shape[0] == 256, "TEXT must be at least 256 tokens"
     gen = torch.Generator().manual_seed(0)
-    rows, trace_rows = [], []
+    rows, trace_rows, product_rows = [], [], []
 
     with torch.inference_mode(), tempfile.TemporaryDirectory() as tmp:
         for label, d_model, target in (("(a) Transformer 4L x 4H, d=128", 128, 3.0),
@@ -143,6 +179,7 @@ def main() -> None:
             rows.append((label, rate(app, app_cpu), rate(bare, bare_cpu), rate(hf_rate, hf_cpu),
                          f"{app_cpu / hf_cpu:.1f}x / {bare_cpu / hf_cpu:.1f}x", f">= {target:.0f}x"))
             trace_rows.append((label, trace_ms(model, text_ids, args.repeats)))
+            product_rows.append((label, products_us(model, args.repeats)))
 
         lstm = RNNModel(RNNConfig(vocab_size=vocab, cell="lstm", n_layers=2, d_embed=64, d_hidden=256),
                         generator=gen)
@@ -167,6 +204,10 @@ def main() -> None:
     print("|---|---:|---|")
     for label, (wall, cpu) in trace_rows:
         print(f"| {label} | {wall:.1f} ({cpu:.1f}) | < 150 ms |")
+    print("\n| (e) one step's 16 matrix-vector products | torch F.linear us | NumPy matmul us | torch / NumPy |")
+    print("|---|---:|---:|---:|")
+    for label, (torch_us, numpy_us) in product_rows:
+        print(f"| {label} | {torch_us:.0f} | {numpy_us:.0f} | {torch_us / numpy_us:.1f}x |")
 
 
 if __name__ == "__main__":

@@ -2,9 +2,9 @@
 
 Why a second step: at batch 1 a step is sixteen matrix-vector products (four per layer at 4 layers) and some
 sixty small vector operations. On the CPUs measured for this project (AMD EPYC, docs/benchmarks.md) torch's
-bundled MKL runs a [768, 256] x [256] product about 2x slower than NumPy's OpenBLAS (MKL picks a generic
-kernel on non-Intel CPUs), and every torch op costs a few microseconds of dispatch against about one for
-NumPy. Together that is most of a step: at d = 256 this step takes ~0.7 ms where the torch step takes ~1.1.
+bundled MKL runs a [768, 256] x [256] product 2-3x slower than NumPy's OpenBLAS does (MKL is tuned for
+Intel CPUs), and every torch op costs a few microseconds of dispatch against about one for NumPy.
+Together that is most of a step: at d = 256 this step takes ~0.7 ms where the torch step takes 1.1-1.8.
 
 It reads the same float32 tensors as the torch path (zero-copy views, never a copy or a conversion) and the
 same KV cache buffers that `prefill` writes, so the two paths can alternate within one sequence. Tests hold
