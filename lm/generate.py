@@ -122,6 +122,12 @@ class _Detokenizer:
         return self._release(final=True)
 
 
+def usable_vocab(model: LanguageModel, tokenizer) -> int:
+    """How many ids generation may choose from: a GPT-2 checkpoint may pad its embedding past the tokenizer
+    (e.g. 50,304 rows for 50,257 tokens), and ids without a token are never drawn or shown."""
+    return min(model.vocab_size, tokenizer.vocab_size)
+
+
 def _feed(model: LanguageModel, history: torch.Tensor):
     """Fresh state fed with the last window of `history[B, T]` that fits the model's context."""
     window = history
@@ -176,7 +182,8 @@ def generate(model: LanguageModel, tokenizer, prompt: str, settings: SamplingSet
     encoded = encode_prompt(tokenizer, prompt)
     generator = generator if generator is not None else settings.generator()
     batch, device, capacity = settings.samples, model.device, model.state_capacity
-    display = tokenizer.token_strings(list(range(model.vocab_size)))  # every token's display text, once
+    vocab = usable_vocab(model, tokenizer)
+    display = tokenizer.token_strings(list(range(vocab)))  # every token's display text, once
     budget = settings.max_new_tokens
     # One preallocated history [B, prompt + budget], in NumPy: no per-token concatenation or torch indexing.
     history = np.empty((batch, len(encoded.ids) + budget), dtype=np.int64)
@@ -189,14 +196,15 @@ def generate(model: LanguageModel, tokenizer, prompt: str, settings: SamplingSet
         uniforms = torch.rand(budget, batch, generator=generator, dtype=torch.float64).numpy()
     detok = [_Detokenizer(tokenizer, settings.stop, display) for _ in range(batch)]
     done = [False] * batch
-    pick = _Picker(settings, model.vocab_size, alternatives)
+    pick = _Picker(settings, vocab, alternatives)
+    trim = vocab < model.vocab_size
     # The repetition penalty looks at a bounded recent window, so its cost stays flat per token.
     penalty_window = 256 if settings.repetition_penalty != 1.0 else 0
     chosen = np.zeros(batch, dtype=np.int64)
     on_cpu = device.type == "cpu"
 
     for index in range(budget):
-        raw = as_rows(logits)  # [B, V] float64
+        raw = as_rows(logits[:, :vocab] if trim else logits)  # [B, V] float64
         recent = history[:, max(0, length - penalty_window):length] if penalty_window else None
         final = raw if pick.untouched else process_rows(raw, settings, recent)
         last = index == budget - 1
@@ -253,6 +261,7 @@ def next_token_stages(model: LanguageModel, tokenizer, prompt: str, settings: Sa
     encoded = encode_prompt(tokenizer, prompt)
     history = torch.tensor(encoded.ids, dtype=torch.long, device=model.device).unsqueeze(0)  # [1, T]
     logits, _, _ = _feed(model, history)
-    stages = explain(logits, settings, history[:, -history_window:])
-    pieces = tokenizer.token_strings(list(range(model.vocab_size)))
+    vocab = usable_vocab(model, tokenizer)
+    stages = explain(logits[:, :vocab], settings, history[:, -history_window:])
+    pieces = tokenizer.token_strings(list(range(vocab)))
     return pieces, [(name, probs[0].cpu()) for name, probs in stages]

@@ -132,15 +132,29 @@ def resolve(name_or_path: str) -> Path:
 
 
 def load_model(name_or_path: str, device: str | None = None) -> LoadedModel:
-    """Load a model by name or path; a zoo recipe is built once and cached.
+    """Load a model by name, by path, or a GPT-2 from the Hugging Face Hub ("hf:gpt2", "owner/name");
+    a zoo recipe is built once and cached.
 
     `device` ("auto", "cpu", "cuda", "cuda:N", "mps"; None = the CPU) places a neural model's weights; an
     n-gram model is NumPy tables and always runs on the CPU.
     """
     from lm.checkpoint import load_checkpoint
+    from lm.models.gpt2 import HUB_PREFIX, download_gpt2, hub_name
 
-    path = resolve(name_or_path)
-    loaded = _load_recipe(path) if (path / RECIPE_FILE).is_file() else load_checkpoint(path, name=path.name)
+    repo = hub_name(name_or_path) if isinstance(name_or_path, str) else None  # "hf:gpt2", "owner/name"
+    if repo is None:
+        path = resolve(name_or_path)
+    elif name_or_path.strip().startswith(HUB_PREFIX):
+        path = download_gpt2(repo)
+    else:  # "owner/name" with no such directory here: perhaps a mistyped path, so say both
+        try:
+            path = download_gpt2(repo)
+        except LMError as exc:
+            raise LMError(f"no model directory at {name_or_path}, and {exc}") from None
+    if (path / RECIPE_FILE).is_file():
+        loaded = _load_recipe(path)
+    else:
+        loaded = load_checkpoint(path, name=repo or path.name)
     if device is not None and hasattr(loaded.model, "to"):
         from lm.device import pick_device
 

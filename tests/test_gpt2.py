@@ -12,7 +12,7 @@ import transformers
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from lm.errors import LMError
-from lm.models.gpt2 import export_gpt2, load_gpt2
+from lm.models.gpt2 import export_gpt2, hub_name, load_gpt2
 from lm.models.transformer import TransformerConfig, TransformerModel
 
 transformers.logging.set_verbosity_error()
@@ -131,5 +131,89 @@ def test_missing_directory_without_hub_is_a_clear_error(monkeypatch, tmp_path):
     with pytest.raises(LMError, match="no local directory"):
         load_gpt2(str(tmp_path / "absent"))
     monkeypatch.setitem(sys.modules, "huggingface_hub", None)  # as if it were not installed
-    with pytest.raises(LMError, match="no local directory 'gpt2-nowhere' and cannot download"):
+    with pytest.raises(LMError, match="cannot download 'gpt2-nowhere': huggingface_hub is not installed"):
         load_gpt2("gpt2-nowhere")
+
+
+def test_hub_names(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    assert hub_name("hf:gpt2") == "gpt2" and hub_name("hf: openai-community/gpt2") == "openai-community/gpt2"
+    assert hub_name("openai-community/gpt2") == "openai-community/gpt2"  # no such directory here
+    (tmp_path / "runs" / "mine").mkdir(parents=True)
+    assert hub_name("runs/mine") is None  # an existing directory stays a path
+    for local in ("shakespeare-char-lstm", "/abs/path", "./a/b", "~/x/y", "a/b/c"):
+        assert hub_name(local) is None, local
+    for bad in ("hf:", "hf:../x", "hf:a/b/c", "hf:-x"):
+        with pytest.raises(LMError, match="not a Hugging Face Hub name"):
+            hub_name(bad)
+
+
+@pytest.fixture
+def hub_snapshot(saved, tmp_path):
+    """A snapshot directory as `snapshot_download` leaves one: the tiny GPT-2 plus a tokenizer.json."""
+    from lm.tokenizer import Tokenizer
+
+    snapshot = tmp_path / "snapshots" / "0123abcd"
+    snapshot.mkdir(parents=True)
+    for name in ("config.json", "model.safetensors"):
+        (snapshot / name).write_bytes((saved / name).read_bytes())
+    Tokenizer.char(string.ascii_letters + string.digits + " .,\n").save(snapshot / "tokenizer.json")
+    return snapshot
+
+
+@pytest.mark.parametrize("name", ["hf:someone/tiny-gpt2", "someone/tiny-gpt2"])
+def test_a_hub_name_downloads_through_huggingface_hub(name, hub_snapshot, saved, monkeypatch, capsys):
+    """No network in tests: `snapshot_download` is replaced by one that returns a prepared snapshot, and the
+    test checks what was asked for (safetensors only, never pickle weights) and that the result loads."""
+    import huggingface_hub
+
+    from lm.cli import main
+    from lm.registry import load_model
+
+    calls = []
+
+    def fake_snapshot_download(repo_id, allow_patterns=None, **kw):
+        calls.append((repo_id, allow_patterns))
+        return str(hub_snapshot)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
+    loaded = load_model(name)
+    assert calls[-1][0] == "someone/tiny-gpt2" and loaded.name == "someone/tiny-gpt2"
+    patterns = calls[-1][1]
+    assert "model.safetensors" in patterns and "tokenizer.json" in patterns
+    assert not any(p.endswith((".bin", ".pt", ".pth", ".ckpt")) or p == "*" for p in patterns)
+    ids = torch.randint(0, 67, (1, 20), generator=torch.Generator().manual_seed(2))
+    torch.testing.assert_close(loaded.model.logits(ids), reference(saved, ids)[0], atol=1e-4, rtol=0)
+    assert main(["generate", "-m", name, "-p", "ab", "-n", "5", "--seed", "1", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["model"] == "someone/tiny-gpt2"
+
+
+@pytest.mark.parametrize("name", ["hf:someone/absent", "someone/absent"])
+def test_offline_hub_name_is_a_clear_one_line_error(name, monkeypatch, tmp_path, capsys):
+    import huggingface_hub.constants
+
+    from lm.cli import main
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # the real code path, no traffic
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub-cache"))
+    before = sorted(tmp_path.rglob("*"))
+    assert main(["generate", "-m", name, "-p", "a", "-n", "2"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and err.startswith("error: ")
+    assert "cannot download 'someone/absent'" in err and "offline" in err
+    assert ("no model directory" in err) == (not name.startswith("hf:"))  # a bare owner/name may be a bad path
+    assert sorted(tmp_path.rglob("*")) == before
+
+def test_padded_embedding_rows_are_never_drawn_or_shown(hub_snapshot):
+    """GPT-2 checkpoints may pad the embedding past the tokenizer (here 100 rows, 67 tokens)."""
+    from lm.generate import generate_all, next_token_stages
+    from lm.sampling import SamplingSettings
+
+    model, tokenizer, _ = load_gpt2(hub_snapshot)
+    assert (model.vocab_size, tokenizer.vocab_size) == (100, 67)
+    settings = SamplingSettings(temperature=2.0, max_new_tokens=300, seed=3, samples=2)
+    result = generate_all(model, tokenizer, "ab", settings)
+    ids = [t.token_id for sample in result.tokens for t in sample]
+    assert len(ids) == 600 and max(ids) < 67
+    pieces, stages = next_token_stages(model, tokenizer, "ab", settings)
+    assert len(pieces) == 67 and all(probs.shape == (67,) for _, probs in stages)

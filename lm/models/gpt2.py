@@ -11,6 +11,7 @@ GPT-2 stores its projections as `Conv1D` layers whose weights are [in, out], the
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -202,6 +203,46 @@ def load_gpt2_dir(directory: str | Path, *, need_tokenizer: bool = True) -> GPT2
     return GPT2Checkpoint(model, tokenizer, meta)
 
 
+HUB_PREFIX = "hf:"  # "hf:gpt2" names a Hugging Face Hub repository explicitly
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
+
+
+def hub_name(name: str) -> str | None:
+    """The Hugging Face Hub repository that `name` asks for, or None.
+
+    "hf:ID" always means the Hub; a bare "owner/name" (e.g. "openai-community/gpt2") does when no such
+    local directory exists. Anything else is a registry name or a local path.
+    """
+    name = str(name).strip()
+    if name.startswith(HUB_PREFIX):
+        repo = name[len(HUB_PREFIX):].strip()
+        if not repo or not (_HUB_ID.fullmatch(repo) or re.fullmatch(r"[A-Za-z0-9][\w.-]*", repo)):
+            raise LMError(f"{name!r} is not a Hugging Face Hub name (expected hf:NAME or hf:OWNER/NAME)")
+        return repo
+    if _HUB_ID.fullmatch(name) and not Path(name).expanduser().exists():
+        return name
+    return None
+
+
+def download_gpt2(repo: str) -> Path:
+    """Fetch a GPT-2 repository's safetensors, config and tokenizer with `huggingface_hub` (or its cache)."""
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError:
+        raise LMError(f"cannot download {repo!r}: huggingface_hub is not installed "
+                      "(pip install huggingface_hub, or pass a local directory)") from None
+    try:
+        return Path(snapshot_download(repo_id=repo, allow_patterns=DOWNLOAD_FILES + ["model-*.safetensors"]))
+    except Exception as exc:  # noqa: BLE001 - offline, unknown repo, bad name, ...: all mean "not available" to the user
+        kind = type(exc).__name__
+        if "LocalEntryNotFound" in kind or "Connect" in kind or "Connect" in str(exc):
+            reason = "offline or the Hub is unreachable, and it is not in the local Hugging Face cache"
+        else:
+            lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+            reason = (lines[0].removeprefix("Got: ") if lines else kind)[:160]
+        raise LMError(f"cannot download {repo!r} from the Hugging Face Hub: {reason}") from None
+
+
 def load_gpt2(path_or_name: str | Path, *, need_tokenizer: bool = True) -> GPT2Checkpoint:
     """A local directory, else a Hugging Face Hub name fetched with `huggingface_hub` (safetensors only).
 
@@ -210,23 +251,12 @@ def load_gpt2(path_or_name: str | Path, *, need_tokenizer: bool = True) -> GPT2C
     path = Path(path_or_name).expanduser()
     if path.is_dir():
         return load_gpt2_dir(path, need_tokenizer=need_tokenizer)
-    name = str(path_or_name)
-    looks_local = name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name
-    if looks_local:
-        raise LMError(f"no local directory {name!r}")
-    try:
-        from huggingface_hub import snapshot_download
-    except ImportError:
-        raise LMError(f"no local directory {name!r} and cannot download: huggingface_hub is not installed") from None
-    try:
-        local = snapshot_download(repo_id=name, allow_patterns=DOWNLOAD_FILES + ["model-*.safetensors"])
-    except Exception as exc:  # noqa: BLE001 - offline, unknown repo, bad name, ...: all mean "not available" to the user
-        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-        reason = lines[0].removeprefix("Got: ") if lines else type(exc).__name__
-        if "LocalEntryNotFound" in type(exc).__name__:
-            reason = f"offline or the Hub is unreachable ({reason})"
-        raise LMError(f"no local directory {name!r} and cannot download: {reason[:200]}") from None
-    return load_gpt2_dir(local, need_tokenizer=need_tokenizer)
+    repo = hub_name(str(path_or_name))
+    if repo is None:
+        repo = str(path_or_name)
+        if repo.startswith((".", "/", "~")) or "/" in repo or "\\" in repo:
+            raise LMError(f"no local directory {repo!r}")
+    return load_gpt2_dir(download_gpt2(repo), need_tokenizer=need_tokenizer)
 
 
 def export_gpt2(model: TransformerModel, directory: str | Path) -> Path:
