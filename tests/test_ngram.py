@@ -96,7 +96,7 @@ def history_probs(model: NgramModel, history) -> np.ndarray:
     w = model.order - 1
     hist = tuple(history[max(0, len(history) - w):]) if w else ()
     hist = (-1,) * (w - len(hist)) + hist
-    row = model._history_probs(hist)
+    row = model._s.history_probs(hist)
     return row / row.sum() if model.config.smoothing == "stupid_backoff" else row
 
 
@@ -137,7 +137,7 @@ def test_raw_and_continuation_counts_match_reference():
         assert sum(got.values()) == sum(ref.raw[j].values())
         assert sorted(got.values()) == sorted(ref.raw[j].values())
         for g, c in ref.raw[j].items():  # every reference n-gram found with the same counts
-            cid = m._lookup_context(list(g[:-1]))
+            cid = m._s.lookup_context(list(g[:-1]))
             e, found = level.find(np.array([cid]), np.array([g[-1]]))
             assert found[0] and level.raw.counts[e[0]] == c
             if j < 4:

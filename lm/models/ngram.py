@@ -40,17 +40,18 @@ key -> id tables for the orders whose key range is small, `searchsorted` for the
 needed for ranks are built order by order over the *distinct* contexts only. The incremental path (`step`)
 keeps LRU caches of finished rows per history and of rows per (order, context), so sampling mostly costs a
 dictionary lookup. One function per path implements each smoothing rule with the same float operations in
-the same order (`_compute_level` rows, `_compute_one` one row, `_target_probs` one entry), so the step,
-logits and scoring paths agree bit for bit. The caches are the only mutable parts of a model and are guarded
-by a lock; everything else is read-only after construction, so one model can serve many threads.
+the same order, so the step, logits and scoring paths agree bit for bit.
+
+Files: this one is the `LanguageModel` contract (input checks, state, shapes); `ngram_smoothing.Smoother`
+computes the probabilities and owns the caches, the only mutable parts of a model (each behind a lock, so
+one model can serve many threads); `ngram_counts` builds the count tables; `ngram_trace` is the inspection
+path.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -60,14 +61,14 @@ import torch
 from lm.errors import LMError
 from lm.models.base import LanguageModel, ModelConfig
 from lm.models.ngram_counts import MAX_ORDER, _count, _Tables, kn_discounts
-from lm.trace import NgramOrderRow, NgramTrace
+from lm.models.ngram_smoothing import Smoother
+from lm.models.ngram_trace import backoff_trace
+from lm.trace import NgramTrace
 
 SMOOTHINGS = ("mle", "addk", "kneser_ney", "stupid_backoff")
 DEFAULT_K = 0.01
 DEFAULT_ALPHA = 0.4
-_CACHE_FLOATS = 1 << 22  # per cache: bounds memory whatever the vocabulary size (32 MiB of float64)
 _CHUNK_FLOATS = 1 << 21  # rows built at once on the batched paths
-_MAX_NOTES = 200
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -108,44 +109,6 @@ class NgramConfig(ModelConfig):
 
 
 # ---------------------------------------------------------------------------------------------------------
-# caches
-# ---------------------------------------------------------------------------------------------------------
-class _LRU:
-    """A small thread-safe LRU (the only mutable state of a model)."""
-
-    def __init__(self, maxsize: int):
-        self.maxsize = max(16, int(maxsize))
-        self._data: OrderedDict = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key):
-        with self._lock:
-            value = self._data.get(key)
-            if value is not None:
-                self._data.move_to_end(key)
-            return value
-
-    def put(self, key, value) -> None:
-        with self._lock:
-            self._data[key] = value
-            self._data.move_to_end(key)
-            while len(self._data) > self.maxsize:
-                self._data.popitem(last=False)
-
-    def __len__(self) -> int:
-        return len(self._data)
-
-
-def _expand(rows: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Flatten ranges: (row of each element, index of each element) for ranges [starts, starts+lengths)."""
-    total = int(lengths.sum())
-    rr = np.repeat(rows, lengths)
-    first = np.cumsum(lengths) - lengths
-    ee = np.arange(total, dtype=np.int64) + np.repeat(starts - first, lengths)
-    return rr, ee
-
-
-# ---------------------------------------------------------------------------------------------------------
 # the model
 # ---------------------------------------------------------------------------------------------------------
 class NgramModel(LanguageModel):
@@ -165,14 +128,7 @@ class NgramModel(LanguageModel):
                           f"order {config.order} is not available")
         self.config = config
         self._t = tables
-        self._kn = config.smoothing == "kneser_ney"
-        self._uniform = np.full(config.vocab_size, 1.0 / config.vocab_size)
-        self._uniform.setflags(write=False)
-        # (order, context, raw) -> float64 row; (order, context, raw, missing) -> float32 log row;
-        # history tuple -> the same float32 log row objects (bounded too: they may outlive _log_cache's)
-        self._node_cache = _LRU(_CACHE_FLOATS // config.vocab_size)
-        self._log_cache = _LRU(2 * _CACHE_FLOATS // config.vocab_size)
-        self._row_cache = _LRU(min(1 << 17, 2 * _CACHE_FLOATS // config.vocab_size))
+        self._s = Smoother(config, tables)  # the probabilities, and the only mutable state (caches)
 
     # -- construction ---------------------------------------------------------------------------------
     @classmethod
@@ -245,7 +201,7 @@ class NgramModel(LanguageModel):
         for t in context:
             if not 0 <= t < self.vocab_size:
                 raise LMError(f"token id {t} is outside the vocabulary of {self.vocab_size}")
-        cid = self._lookup_context(context)
+        cid = self._s.lookup_context(context)
         empty = (np.zeros(0, np.int64), np.zeros(0, np.int64))
         if cid < 0:
             return empty
@@ -297,248 +253,6 @@ class NgramModel(LanguageModel):
                           f"[{batch if batch is not None else 'B'}, {width}] (made by a model of another order?)")
         return state
 
-    # -- context lookups ------------------------------------------------------------------------------
-    def _lookup_context(self, context: Sequence[int]) -> int:
-        """Dense id of the len(context)-gram `context`, or -1 if it never occurred."""
-        V, cid = self.vocab_size, 0
-        for m in range(1, len(context) + 1):
-            keys = self._t.context_keys[m]
-            query = cid * V + int(context[-m])
-            pos = int(keys.searchsorted(query))
-            if pos >= keys.size or int(keys[pos]) != query:
-                return -1
-            cid = pos
-        return cid
-
-    def _walk(self, win: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """For histories win[P, order-1] (-1 = no token, only on the left):
-
-        top order K [P], deepest order whose context occurred `lev` [P] with that context's id `cid` [P],
-        and the context id at every order `ctx` [P, order] (column j-1 for order j; -1 = never occurred).
-        """
-        P, w = win.shape
-        V, order = self.vocab_size, self.config.order
-        top = (win >= 0).sum(axis=1).astype(np.int64) + 1
-        ctx = np.full((P, order), -1, dtype=np.int64)
-        ctx[:, 0] = 0
-        lev = np.ones(P, dtype=np.int64)
-        cid = np.zeros(P, dtype=np.int64)
-        alive = np.arange(P, dtype=np.int64)
-        cur = np.zeros(P, dtype=np.int64)
-        for m in range(1, w + 1):
-            tok = win[alive, w - m]
-            ok = tok >= 0
-            alive, cur, tok = alive[ok], cur[ok], tok[ok]
-            keys, dense = self._t.context_keys[m], self._t.dense[m]
-            query = cur * V + tok
-            if dense is not None:
-                pos = dense[query].astype(np.int64)
-                found = pos >= 0
-            else:
-                if keys.size == 0:
-                    break
-                pos = np.searchsorted(keys, query)
-                found = (pos < keys.size) & (keys[np.minimum(pos, keys.size - 1)] == query)
-            alive, cur = alive[found], pos[found]
-            if alive.size == 0:
-                break
-            ctx[alive, m] = cur
-            lev[alive] = m + 1
-            cid[alive] = cur
-        return top, lev, cid, ctx
-
-    def _node_raw(self, lev: np.ndarray, top: np.ndarray) -> np.ndarray:
-        # Only Kneser-Ney distinguishes raw counts (top order) from continuation counts (lower orders).
-        return (lev == top) if self._kn else np.ones(lev.shape, dtype=bool)
-
-    # -- one order of smoothing -----------------------------------------------------------------------
-    def _compute_level(self, j: int, c: np.ndarray, raw: np.ndarray, parent: np.ndarray) -> np.ndarray:
-        """Rows p_j(. | context c) [R, V] (float64) given the order-(j-1) rows of their suffixes `parent`.
-
-        This is the batched implementation of every smoothing rule; `_compute_one` (the cached step path)
-        and `_target_probs` (scoring) do exactly the same float operations, so all paths agree bit for bit.
-        """
-        level = self._t.levels[j]
-        sm, V = self.config.smoothing, self.vocab_size
-        use_cont = self._kn and level.cont is not None and not bool(raw.all())
-        total = level.raw.total[c]
-        if use_cont:
-            total = np.where(raw, total, level.cont.total[c])
-        if sm == "stupid_backoff":
-            out = parent * self.config.backoff_alpha
-        else:
-            out = np.array(parent, dtype=np.float64, copy=True)
-        seen = np.flatnonzero(total > 0)
-        if seen.size == 0:
-            return out
-        s_c = c[seen]
-        starts = level.offsets[s_c]
-        rr, ee = _expand(seen, starts, level.offsets[s_c + 1] - starts)
-        tt = level.tok[ee]
-        if sm == "kneser_ney":
-            gamma, share = level.raw.gamma[s_c], level.raw.share[ee]
-            if use_cont:
-                gamma = np.where(raw[seen], gamma, level.cont.gamma[s_c])
-                share = np.where(raw[rr], share, level.cont.share[ee])
-            out[seen] = out[seen] * gamma[:, None]
-            out[rr, tt] += share
-        elif sm == "addk":
-            k = self.config.k
-            s_total = total[seen]
-            out[seen] = (k / (s_total + k * V))[:, None]
-            out[rr, tt] = (level.raw.counts[ee] + k) / (total[rr] + k * V)
-        else:  # MLE: seen continuations only; stupid back-off: they replace alpha * lower order
-            if sm == "mle":
-                out[seen] = 0.0
-            out[rr, tt] = level.raw.ratio[ee]
-        return out
-
-    def _compute_one(self, j: int, c: int, raw: bool, parent: np.ndarray) -> np.ndarray:
-        """`_compute_level` for a single context (the step path's hot spot); may return `parent` itself."""
-        level = self._t.levels[j]
-        sm = self.config.smoothing
-        stats = level.cont if (self._kn and not raw and level.cont is not None) else level.raw
-        total = stats.total[c]
-        if not total > 0:  # never followed by anything: the lower order decides
-            return parent * self.config.backoff_alpha if sm == "stupid_backoff" else parent
-        a, b = int(level.offsets[c]), int(level.offsets[c + 1])
-        tt = level.tok[a:b]
-        if sm == "kneser_ney":
-            out = parent * stats.gamma[c]
-            out[tt] += stats.share[a:b]
-        elif sm == "addk":
-            k, V = self.config.k, self.vocab_size
-            out = np.full(V, k / (total + k * V))
-            out[tt] = (level.raw.counts[a:b] + k) / (total + k * V)
-        elif sm == "mle":
-            out = np.zeros(self.vocab_size)
-            out[tt] = level.raw.ratio[a:b]
-        else:
-            out = parent * self.config.backoff_alpha
-            out[tt] = level.raw.ratio[a:b]
-        return out
-
-    def _node_row(self, j: int, c: int, raw: bool) -> np.ndarray:
-        """Cached p_j(. | context c) as a read-only float64 row (the recursion of `_compute_level`)."""
-        if j == 0:
-            return self._uniform
-        # A context of the highest order is never the parent of another: caching its row would only cost
-        # (sampling meets a new one at most steps; the history cache keeps its log row anyway).
-        shared = j < self.config.order
-        key = (j, c, raw)
-        if shared:
-            row = self._node_cache.get(key)
-            if row is not None:
-                return row
-        parent_c = 0 if j <= 2 else int(self._t.context_keys[j - 1][c]) // self.vocab_size
-        parent = self._node_row(j - 1, parent_c, not self._kn)
-        row = self._compute_one(j, c, raw, parent)
-        row.setflags(write=False)  # (it may be `parent` itself, which is read-only already)
-        if shared:
-            self._node_cache.put(key, row)
-        return row
-
-    def _rows_for_nodes(self, lev: np.ndarray, cid: np.ndarray, raw: np.ndarray) -> np.ndarray:
-        """Batched `_node_row`: rows [R, V] for nodes (order, context, raw), each distinct node once."""
-        R, V = lev.size, self.vocab_size
-        out = np.empty((R, V), dtype=np.float64)
-        if R == 0:
-            return out
-        top = int(lev.max())
-        praw = 0 if self._kn else 1
-        node_key = cid * 2 + raw.astype(np.int64)
-        needed: list[np.ndarray | None] = [None] * (top + 1)
-        carry = np.zeros(0, dtype=np.int64)
-        for j in range(top, 0, -1):  # the distinct nodes of each order, and the parents they need
-            uniq = np.unique(np.concatenate([node_key[lev == j], carry]))
-            needed[j] = uniq
-            carry = np.unique(self._t.suffix(j, uniq >> 1)) * 2 + praw
-        rows: list[np.ndarray | None] = [None] * (top + 1)
-        for j in range(1, top + 1):  # bottom-up: each order from the rows of the order below
-            uniq = needed[j]
-            uc, ur = uniq >> 1, (uniq & 1).astype(bool)
-            if j == 1:
-                parent = np.broadcast_to(self._uniform, (uniq.size, V))
-            else:
-                pidx = np.searchsorted(needed[j - 1], self._t.suffix(j, uc) * 2 + praw)
-                parent = rows[j - 1][pidx]
-            rows[j] = self._compute_level(j, uc, ur, parent)
-        for j in range(1, top + 1):
-            sel = np.flatnonzero(lev == j)
-            if sel.size:
-                out[sel] = rows[j][np.searchsorted(needed[j], node_key[sel])]
-        return out
-
-    def _state_rows(self, win: np.ndarray) -> tuple[np.ndarray, tuple]:
-        """Probability (or stupid back-off score) rows [P, V] float64 after histories win[P, order-1]."""
-        top, lev, cid, ctx = self._walk(win)
-        rows = self._rows_for_nodes(lev, cid, self._node_raw(lev, top))
-        if self.config.smoothing == "stupid_backoff":
-            power = top - lev  # orders whose context never occurred: each multiplies by alpha
-            for p in np.unique(power[power > 0]):
-                sel = power == p
-                rows[sel] = rows[sel] * (self.config.backoff_alpha ** int(p))
-        return rows, (top, lev, cid, ctx)
-
-    def _history_row(self, history: tuple) -> np.ndarray:
-        """Cached float32 log row (log-probs; log-scores for stupid back-off) after one history tuple.
-
-        Two caches: history -> row (a hit costs one dictionary lookup) and node -> row, so that the many
-        histories whose longest seen context is the same share one row (a hit costs the history walk).
-        """
-        row = self._row_cache.get(history)
-        if row is not None:
-            return row
-        node = self._history_node(history)
-        shared = node[0] < self.config.order  # a full seen context belongs to this one history only
-        row = self._log_cache.get(node) if shared else None
-        if row is None:
-            probs = self._node_probs(*node)
-            if self.config.smoothing == "mle":  # the only rule with exact zeros (np.errstate is slow)
-                with np.errstate(divide="ignore"):
-                    row = np.log(probs).astype(np.float32)
-            else:
-                row = np.log(probs).astype(np.float32)
-            row.setflags(write=False)
-            if shared:
-                self._log_cache.put(node, row)
-        self._row_cache.put(history, row)
-        return row
-
-    def _history_node(self, history: tuple) -> tuple[int, int, bool, int]:
-        """(order, context id, raw counts?, missing orders) of the longest seen suffix of a history tuple.
-
-        Scalar version of `_walk`: one binary search per order (ndarray.searchsorted: np.searchsorted's
-        wrapper costs several times more on a scalar).
-        """
-        V = self.vocab_size
-        valid = sum(1 for t in history if t >= 0)
-        top, lev, cid = valid + 1, 1, 0
-        context_keys, dense_tables = self._t.context_keys, self._t.dense
-        for m in range(1, valid + 1):
-            query = cid * V + history[-m]
-            dense = dense_tables[m]
-            if dense is not None:
-                pos = int(dense[query])
-                if pos < 0:
-                    break
-            else:
-                keys = context_keys[m]
-                pos = int(keys.searchsorted(query))
-                if pos >= keys.size or int(keys[pos]) != query:
-                    break
-            lev, cid = m + 1, pos
-        return lev, cid, (lev == top) or not self._kn, top - lev
-
-    def _node_probs(self, lev: int, cid: int, raw: bool, missing: int) -> np.ndarray:
-        probs = self._node_row(lev, cid, raw)
-        if self.config.smoothing == "stupid_backoff" and missing > 0:
-            probs = probs * (self.config.backoff_alpha ** missing)  # each missing order multiplies by alpha
-        return probs
-
-    def _history_probs(self, history: tuple) -> np.ndarray:
-        """float64 probabilities (stupid back-off: scores) after one history tuple (-1 = no token)."""
-        return self._node_probs(*self._history_node(history))
 
     # -- incremental path -----------------------------------------------------------------------------
     def start(self, batch_size: int) -> torch.Tensor:
@@ -566,7 +280,7 @@ class NgramModel(LanguageModel):
         else:
             histories = [(*h[1:], t) for h, t in zip(state.tolist(), toks)]
         if len(histories) == 1:
-            logits = torch.from_numpy(self._history_row(histories[0])[None].copy())
+            logits = torch.from_numpy(self._s.history_row(histories[0])[None].copy())
         else:
             logits = self._logits_for_histories(histories)
         new_state = torch.from_numpy(np.array(histories, dtype=np.int64).reshape(len(toks), w))
@@ -588,22 +302,10 @@ class NgramModel(LanguageModel):
     def _logits_for_histories(self, histories: list[tuple]) -> torch.Tensor:
         out = np.empty((len(histories), self.vocab_size), dtype=np.float32)
         for i, h in enumerate(histories):
-            out[i] = self._history_row(h)
+            out[i] = self._s.history_row(h)
         return torch.from_numpy(out)
 
     # -- full-sequence path ---------------------------------------------------------------------------
-    def _windows(self, x: np.ndarray, flat: np.ndarray) -> np.ndarray:
-        """Histories [len(flat), order-1] ending at flat positions (b * T + t) of x[B, T]."""
-        w = self.config.order - 1
-        T = x.shape[1]
-        if w == 0:
-            return np.zeros((flat.size, 0), dtype=np.int64)
-        b, t = flat // T, flat % T
-        cols = t[:, None] - (w - 1) + np.arange(w, dtype=np.int64)  # t-w+1 .. t
-        win = x[b[:, None], np.maximum(cols, 0)]
-        win[cols < 0] = -1
-        return win
-
     def _chunk(self) -> int:
         return max(256, _CHUNK_FLOATS // self.vocab_size)
 
@@ -615,62 +317,10 @@ class NgramModel(LanguageModel):
         step = self._chunk()
         for s in range(0, B * T, step):
             flat = np.arange(s, min(B * T, s + step), dtype=np.int64)
-            rows, _ = self._state_rows(self._windows(x, flat))
+            rows, _ = self._s.state_rows(self._s.windows(x, flat))
             with np.errstate(divide="ignore"):
                 out[s:s + flat.size] = np.log(rows)
         return torch.from_numpy(out).reshape(B, T, self.vocab_size)
-
-    def _target_probs(self, ctx: np.ndarray, top: np.ndarray, target: np.ndarray) -> np.ndarray:
-        """p(target) [P] float64 from per-order context ids, without building rows (not stupid back-off)."""
-        P, V = target.size, self.vocab_size
-        sm = self.config.smoothing
-        prob = np.full(P, 1.0 / V)
-        if sm == "kneser_ney":
-            for j in range(1, self.config.order + 1):
-                act = np.flatnonzero(ctx[:, j - 1] >= 0)
-                if act.size == 0:
-                    break
-                level = self._t.levels[j]
-                c = ctx[act, j - 1]
-                raw = top[act] == j
-                use_cont = level.cont is not None and not bool(raw.all())
-                total, gamma = level.raw.total[c], level.raw.gamma[c]
-                if use_cont:
-                    total = np.where(raw, total, level.cont.total[c])
-                    gamma = np.where(raw, gamma, level.cont.gamma[c])
-                seen = total > 0
-                act, c, raw, gamma = act[seen], c[seen], raw[seen], gamma[seen]
-                e, found = level.find(c, target[act])
-                share = level.raw.share[e]
-                if use_cont:
-                    share = np.where(raw, share, level.cont.share[e])
-                # same operations as the rows: parent * gamma, then + share where the target was seen
-                p = prob[act] * gamma
-                p[found] += share[found]
-                prob[act] = p
-            return prob
-        # MLE / add-k: the deepest order whose context was followed by something decides alone
-        best_total = np.zeros(P)
-        best_count = np.zeros(P)
-        for j in range(1, self.config.order + 1):
-            act = np.flatnonzero(ctx[:, j - 1] >= 0)
-            if act.size == 0:
-                break
-            level = self._t.levels[j]
-            c = ctx[act, j - 1]
-            total = level.raw.total[c]
-            seen = total > 0
-            act, c, total = act[seen], c[seen], total[seen]
-            e, found = level.find(c, target[act])
-            best_total[act] = total
-            best_count[act] = np.where(found, level.raw.counts[e], 0)
-        has = best_total > 0
-        if sm == "mle":
-            prob[has] = best_count[has] / best_total[has]
-        else:
-            kv = self.config.k * V
-            prob[has] = (best_count[has] + self.config.k) / (best_total[has] + kv)
-        return prob
 
     def _score(self, x: np.ndarray, ranks: bool) -> tuple[np.ndarray, np.ndarray | None]:
         """(log p(x[:, t+1] | history) [B, T-1] float64, ranks [B, T-1] int64 or None)."""
@@ -686,20 +336,20 @@ class NgramModel(LanguageModel):
             b, t = q // n, q % n
             flat = b * T + t
             target = x[b, t + 1]
-            win = self._windows(x, flat)
+            win = self._s.windows(x, flat)
             sl = slice(s, s + q.size)
             if ranks or self.config.smoothing == "stupid_backoff":
-                rows, (top, _, _, ctx) = self._state_rows(win)
+                rows, (top, _, _, ctx) = self._s.state_rows(win)
                 chosen = rows[np.arange(q.size), target]
                 if ranks:
                     rk[sl] = (rows > chosen[:, None]).sum(axis=1) + 1
                 if self.config.smoothing == "stupid_backoff":
                     prob = chosen / rows.sum(axis=1)
                 else:
-                    prob = self._target_probs(ctx, top, target)
+                    prob = self._s.target_probs(ctx, top, target)
             else:
-                top, _, _, ctx = self._walk(win)
-                prob = self._target_probs(ctx, top, target)
+                top, _, _, ctx = self._s.walk(win)
+                prob = self._s.target_probs(ctx, top, target)
             with np.errstate(divide="ignore"):
                 lp[sl] = np.log(prob)
         return lp.reshape(B, n), (rk.reshape(B, n) if ranks else None)
@@ -719,109 +369,18 @@ class NgramModel(LanguageModel):
         lp, _ = self._score(x, ranks=False)
         return torch.from_numpy(lp)
 
+
     # -- inspection path ------------------------------------------------------------------------------
     def trace(self, ids: torch.Tensor, token_strings: Sequence[str] | None = None) -> NgramTrace:
         """The back-off path behind every prediction of ids[T] (optionally `token_strings[v]` for notes)."""
         if isinstance(ids, torch.Tensor) and ids.dim() == 2 and ids.shape[0] == 1:
             ids = ids[0]
         x = self._check_ids(ids, 1, "trace ids")
-        T, V = x.size, self.vocab_size
-        if T < 1:
+        if x.size < 1:
             raise LMError("trace needs at least one token")
-        if token_strings is not None and len(token_strings) != V:
-            raise LMError(f"token_strings must have one entry per vocabulary id ({V})")
-
-        def show(seq: Sequence[int]) -> str:
-            if token_strings is not None:
-                return repr("".join(token_strings[int(i)] for i in seq))
-            return "[" + ", ".join(str(int(i)) for i in seq) + "]"
-
-        sm, order, alpha = self.config.smoothing, self.config.order, self.config.backoff_alpha
-        x2 = x.reshape(1, T)
-        rows_all, (top_all, _, _, ctx_all) = self._state_rows(self._windows(x2, np.arange(T)))
-        if sm == "stupid_backoff":
-            probabilities = rows_all / rows_all.sum(axis=1, keepdims=True)
-        else:
-            probabilities = rows_all
-        notes: list[str] = []
-        extra = 0
-        if sm == "stupid_backoff":
-            notes.append("stupid back-off scores are not probabilities: the rows show the raw scores S, "
-                         "the probabilities are the scores renormalised at each position")
-        if order > 2 and T > 1:
-            notes.append(f"the first {min(T, order - 2)} position(s) have fewer than {order - 1} tokens of "
-                         f"history, so they are predicted by lower orders")
-        # the (context, target) entry of every position at every order, one vectorised lookup per order
-        targets = x[1:]
-        entry, entry_found = [None], [None]
-        for j in range(1, order + 1):
-            c = ctx_all[:T - 1, j - 1]
-            ok = np.flatnonzero(c >= 0)
-            e, f = np.zeros(T - 1, dtype=np.int64), np.zeros(T - 1, dtype=bool)
-            e[ok], f[ok] = self._t.levels[j].find(c[ok], targets[ok])
-            entry.append(e)
-            entry_found.append(f)
-        table: list[list[NgramOrderRow]] = []
-        for t in range(T - 1):
-            target = int(x[t + 1])
-            top = int(top_all[t])
-            history = [int(v) for v in x[max(0, t - order + 2):t + 1]]
-            lower = 1.0 / V
-            per_order: list[NgramOrderRow] = []
-            for j in range(1, top + 1):
-                c = int(ctx_all[t, j - 1])
-                context = history[len(history) - (j - 1):] if j > 1 else []
-                raw = (j == top) or not self._kn
-                level = self._t.levels[j]
-                stats = level.raw if raw or level.cont is None else level.cont
-                if c >= 0:
-                    total = float(stats.total[c])
-                    distinct = int(stats.distinct[c])
-                    target_count = float(stats.counts[entry[j][t]]) if entry_found[j][t] else 0.0
-                    prob = float(self._node_row(j, c, raw)[target])
-                else:
-                    total, distinct, target_count = 0.0, 0, 0.0
-                    prob = lower * alpha if sm == "stupid_backoff" else lower
-                if sm == "kneser_ney":
-                    weight = float(stats.gamma[c]) if total > 0 else 1.0
-                elif sm == "stupid_backoff":
-                    weight = 0.0 if (total > 0 and target_count > 0) else alpha
-                else:
-                    weight = 0.0 if total > 0 else 1.0
-                per_order.append(NgramOrderRow(j, context, total, target_count, distinct, prob, weight))
-                lower = prob
-            rows = per_order[::-1]
-            table.append(rows)
-            # plain-language notes
-            new: list[str] = []
-            full_context = history[len(history) - (top - 1):] if top > 1 else []
-            seen_orders = [r for r in rows if r.context_count > 0]
-            used = seen_orders[0] if seen_orders else None
-            if top > 1 and rows[0].context_count == 0:
-                shorter = show(used.context) if used is not None and used.context else "no context at all"
-                new.append(f"position {t}: the context {show(full_context)} was never followed by anything "
-                           f"in training; the prediction falls back to {shorter} "
-                           f"(order {used.order if used else 0})")
-            if sm == "mle" and rows[0].probability == 0.0:
-                if used is not None and used.context:
-                    new.append(f"position {t}: {show([target])} never followed {show(used.context)} in "
-                               f"training, so MLE gives it probability 0 (log-prob -inf)")
-                else:
-                    new.append(f"position {t}: {show([target])} never occurred in training, so MLE gives it "
-                               f"probability 0 (log-prob -inf)")
-            elif sm == "kneser_ney" and all(r.target_count == 0 for r in rows):
-                new.append(f"position {t}: {show([target])} was never seen after any suffix of "
-                           f"{show(full_context)}; its probability comes only from the uniform floor 1/V "
-                           f"passed down through the interpolation weights")
-            for note in new:
-                if len(notes) < _MAX_NOTES:
-                    notes.append(note)
-                else:
-                    extra += 1
-        if extra:
-            notes.append(f"... and {extra} more notes")
-        return NgramTrace(order=order, smoothing=sm, rows=table,
-                          probabilities=torch.from_numpy(probabilities.astype(np.float32)), notes=notes)
+        if token_strings is not None and len(token_strings) != self.vocab_size:
+            raise LMError(f"token_strings must have one entry per vocabulary id ({self.vocab_size})")
+        return backoff_trace(self._s, x, token_strings)
 
 
 def _as_ids(ids: Any, vocab_size: int, what: str) -> np.ndarray:
