@@ -318,18 +318,22 @@ class Smoother:
         """float64 probabilities (stupid back-off: scores) after one history tuple (-1 = no token)."""
         return self.node_probs(*self.history_node(history))
 
+    def _occurred(self, ctx: np.ndarray):
+        """(order j, rows whose order-j context occurred, level j, their context ids), from order 1 up to the
+        first order where no row's context occurred (ctx [P, order]: column j-1 for order j, -1 = never)."""
+        for j in range(1, self.config.order + 1):
+            act = np.flatnonzero(ctx[:, j - 1] >= 0)
+            if act.size == 0:
+                return
+            yield j, act, self.t.levels[j], ctx[act, j - 1]
+
     def target_probs(self, ctx: np.ndarray, top: np.ndarray, target: np.ndarray) -> np.ndarray:
         """p(target) [P] float64 from per-order context ids, without building rows (not stupid back-off)."""
         P, V = target.size, self.vocab_size
         sm = self.config.smoothing
         prob = np.full(P, 1.0 / V)
         if sm == "kneser_ney":
-            for j in range(1, self.config.order + 1):
-                act = np.flatnonzero(ctx[:, j - 1] >= 0)
-                if act.size == 0:
-                    break
-                level = self.t.levels[j]
-                c = ctx[act, j - 1]
+            for j, act, level, c in self._occurred(ctx):
                 raw = top[act] == j
                 use_cont = level.cont is not None and not bool(raw.all())
                 total, gamma = level.raw.total[c], level.raw.gamma[c]
@@ -350,12 +354,7 @@ class Smoother:
         # MLE / add-k: the deepest order whose context was followed by something decides alone
         best_total = np.zeros(P)
         best_count = np.zeros(P)
-        for j in range(1, self.config.order + 1):
-            act = np.flatnonzero(ctx[:, j - 1] >= 0)
-            if act.size == 0:
-                break
-            level = self.t.levels[j]
-            c = ctx[act, j - 1]
+        for _, act, level, c in self._occurred(ctx):
             total = level.raw.total[c]
             seen = total > 0
             act, c, total = act[seen], c[seen], total[seen]
