@@ -14,6 +14,9 @@ from typing import Sequence
 
 from lm.errors import LMError
 
+MODEL_HELP = "registry name, checkpoint directory, or a GPT-2 on the Hugging Face Hub (hf:NAME, OWNER/NAME)"
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (the usage text stays behind --help)."""
 
@@ -267,7 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
     command("models", cmd_models, "list the shipped and your own models")
 
     p = command("generate", cmd_generate, "continue a prompt")
-    p.add_argument("-m", "--model", required=True, help="registry name or checkpoint directory")
+    p.add_argument("-m", "--model", required=True, help=MODEL_HELP)
     p.add_argument("-p", "--prompt", default="", help="text to continue (empty: start of a line)")
     p.add_argument("-n", "--max-new-tokens", type=int, default=200, dest="max_new_tokens")
     p.add_argument("--temperature", type=float, default=1.0, help="0 = greedy")
@@ -282,7 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, help="CPU threads for inference (default: $LM_THREADS, else torch's)")
 
     p = command("score", cmd_score, "per-token log-probabilities, ranks and bits per character of a text")
-    p.add_argument("-m", "--model", required=True, help="registry name or checkpoint directory")
+    p.add_argument("-m", "--model", required=True, help=MODEL_HELP)
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--text")
     source.add_argument("--file", help="a UTF-8 text file")
@@ -290,7 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, help="CPU threads for inference (default: $LM_THREADS, else torch's)")
 
     p = command("inspect", cmd_inspect, "tokens and internals: attention, gates and states, or n-gram back-off")
-    p.add_argument("-m", "--model", required=True, help="registry name or checkpoint directory")
+    p.add_argument("-m", "--model", required=True, help=MODEL_HELP)
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--text")
     source.add_argument("--file", help="a UTF-8 text file")

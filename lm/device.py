@@ -7,6 +7,7 @@ building a model, and so that every neural family rejects bad token ids with the
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterable
 
 import torch
@@ -61,29 +62,37 @@ def set_inference_threads(n: int | None = None) -> int:
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise LMError(f"thread count must be a whole number >= 1, not {n!r}")
     torch.set_num_threads(n)
-    sync_blas_threads()
+    sync_blas_threads(n)
     return torch.get_num_threads()
 
 
 _blas_threads = [0]  # the thread count last given to NumPy's BLAS (0: never set)
+_blas_lock = threading.Lock()
 
 
-def sync_blas_threads() -> None:
-    """Give NumPy's BLAS (OpenBLAS in NumPy's wheels) torch's intra-op thread count.
+def sync_blas_threads(n: int | None = None) -> None:
+    """Give NumPy's BLAS (OpenBLAS in NumPy's wheels) `n` threads; with no `n`, torch's count, but only if
+    nothing has set it yet (the first Transformer a process builds).
 
     The Transformer's batch-1 step multiplies with NumPy (`lm.models.transformer_step`); without this,
     OpenBLAS would use every core for large products even where the user chose one thread (`LM_THREADS`,
-    `--threads`). Cheap when nothing changed; a no-op where threadpoolctl finds no BLAS it can steer.
+    `--threads`). The BLAS setting is process-wide, while torch's count is per thread (a training thread
+    sets its own), so only `set_inference_threads` changes it after the first time. A no-op where
+    threadpoolctl finds no BLAS it can steer.
     """
-    wanted = torch.get_num_threads()
-    if wanted == _blas_threads[0]:
-        return
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # an install without it: NumPy keeps its own default
-        return
-    threadpool_limits(limits=wanted, user_api="blas")  # applied at once and kept (used as a function)
-    _blas_threads[0] = wanted
+    with _blas_lock:
+        if n is None:
+            if _blas_threads[0]:
+                return
+            n = torch.get_num_threads()
+        if n == _blas_threads[0]:
+            return
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError:  # an install without it: NumPy keeps its own default
+            return
+        threadpool_limits(limits=n, user_api="blas")  # applied at once and kept (used as a function)
+        _blas_threads[0] = n
 
 
 def module_device(module: nn.Module) -> torch.device:

@@ -124,7 +124,8 @@ class _Detokenizer:
 
 def usable_vocab(model: LanguageModel, tokenizer) -> int:
     """How many ids generation may choose from: a GPT-2 checkpoint may pad its embedding past the tokenizer
-    (e.g. 50,304 rows for 50,257 tokens), and ids without a token are never drawn or shown."""
+    (e.g. 50,304 rows for 50,257 tokens), and ids without a token are never drawn or shown. (Scoring keeps
+    the model's own distribution over every row: the padded rows' share is part of what it predicts.)"""
     return min(model.vocab_size, tokenizer.vocab_size)
 
 

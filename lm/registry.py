@@ -6,7 +6,8 @@ checkpoint or a *recipe* (`recipe.json`): n-gram count tables are large but quic
 ships the recipe and the first load builds the model and caches it under the user directory's `cache/`.
 
 Names are validated before they become paths (`[a-z0-9][a-z0-9._-]*`, no `..`), so no name can reach
-outside its directory. A model can also be named by a path to a checkpoint directory.
+outside its directory. A model can also be named by a path to a checkpoint directory, or (for `load_model`)
+as a GPT-2 on the Hugging Face Hub: "hf:NAME", or "OWNER/NAME" when no such local directory exists.
 """
 
 from __future__ import annotations

@@ -176,7 +176,8 @@ def main() -> None:
         job_id = st.session_state.get("job") or next((j["id"] for j in manager.active()), "") or next(
             (j["id"] for j in manager.list() if j["status"] == "interrupted" and j.get("resumable")), "")
         if job_id:
-            job_panel(job_id)
+            st.session_state["job"] = job_id  # keep showing this run once it ends (the defaults find only
+            job_panel(job_id)  # live or interrupted runs, and a finished one would vanish at the next redraw)
         else:
             st.info("Nothing training right now. Choose a corpus and a model on the left and press **Start training**.")
         jobs_table()

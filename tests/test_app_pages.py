@@ -190,6 +190,28 @@ def test_train_page_trains_a_tiny_model_and_lists_it(app_home):
     assert any("already exists" in e.value for e in at.error)
 
 
+def test_train_page_keeps_showing_a_run_it_picked_after_the_run_ends(app_home):
+    """A fresh visit shows the run in progress; when that run ends it stays on screen (it used to vanish,
+    as the page only picks live or interrupted runs by itself)."""
+    from lm.jobs import get_manager
+
+    starter = page("train", {"tr_family": "lstm", "tr_corpus": "names", "tr_steps": "100000", "tr_minutes": "5"})
+    starter.text_input(key="tr_name").input("apptest-sticky")
+    starter.button(key="tr_start").click().run()
+    job = starter.session_state["job"]
+    try:
+        viewer = page("train")  # another session, no job in its URL
+        headings = [m.value for m in viewer.markdown if "apptest-sticky — " in m.value]
+        assert headings and headings[0].endswith(("queued", "running")), headings
+    finally:
+        get_manager().cancel(job)
+    assert get_manager().wait(job, timeout=120)["status"] == "cancelled"
+    viewer.run()
+    assert not viewer.exception
+    assert any(m.value.endswith("apptest-sticky — cancelled") for m in viewer.markdown)
+    assert viewer.query_params["job"] == job
+
+
 def test_train_page_rejects_a_missing_upload(app_home):
     at = page("train", {"tr_source": "Upload a .txt"})
     at.button(key="tr_start").click().run()

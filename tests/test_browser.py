@@ -222,7 +222,18 @@ def test_server_restart_mid_training_marks_the_run_resumable(browser, app_home, 
             no_exception(tab, "train after restart")
             saved_step = json.loads((resume_dir / "state.json").read_text())["step"]
             assert saved_step > 0
-            tab.get_by_role("button", name="Resume training").click()
+            deadline = time.monotonic() + 120
+            while True:  # as with Cancel below: on a busy machine a click can land on a button being redrawn
+                tab.get_by_role("button", name="Resume training").click(timeout=20_000)
+                for _ in range(40):  # the record (written as "interrupted" at start-up) turns active
+                    status = json.loads((home / "jobs" / f"{record['id']}.json").read_text())["status"]
+                    if status in ("queued", "running"):
+                        break
+                    time.sleep(0.5)
+                else:
+                    assert time.monotonic() < deadline, "the run could not be resumed"
+                    continue
+                break
             tab.get_by_text("restart-me — running").wait_for(timeout=60_000)
             deadline, seen = time.monotonic() + 120, []
             while True:  # it continues from the saved step (a fresh run would count up from 0)

@@ -44,12 +44,21 @@ def test_lm_threads_is_the_default_and_is_checked(monkeypatch, restore_threads):
     assert torch.get_num_threads() == 1  # a refused value changed nothing
 
 
-def test_the_numpy_step_follows_a_thread_count_set_directly_on_torch(restore_threads):
+def test_the_first_transformer_gives_numpy_blas_torchs_count_and_later_ones_change_nothing(
+        monkeypatch, restore_threads):
+    import lm.device
+
     set_inference_threads(2)
+    monkeypatch.setattr(lm.device, "_blas_threads", [0])  # as in a fresh process where nothing set it yet
     torch.set_num_threads(1)  # e.g. a notebook that only knows torch's own call
     model = TransformerModel(TransformerConfig(vocab_size=5, context_length=8, n_layers=1, n_heads=1, d_model=8))
     model.start(1)
     assert blas_threads() == {1}
+    torch.set_num_threads(2)  # torch's count is per thread (a training thread sets its own): not followed
+    model.start(1)
+    assert blas_threads() == {1}
+    set_inference_threads(2)  # the one call that changes it afterwards
+    assert blas_threads() == {2}
 
 
 def test_cli_threads_option(tmp_path, capsys, restore_threads):

@@ -178,6 +178,7 @@ def test_a_hub_name_downloads_through_huggingface_hub(name, hub_snapshot, saved,
 
     monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
     loaded = load_model(name)
+    assert calls[0] == ("someone/tiny-gpt2", ["config.json"])  # the config first, to check the architecture
     assert calls[-1][0] == "someone/tiny-gpt2" and loaded.name == "someone/tiny-gpt2"
     patterns = calls[-1][1]
     assert "model.safetensors" in patterns and "tokenizer.json" in patterns
@@ -194,7 +195,8 @@ def test_offline_hub_name_is_a_clear_one_line_error(name, monkeypatch, tmp_path,
 
     from lm.cli import main
 
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # the real code path, no traffic
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # no traffic, whether the library reads it now or at import
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # the real code path
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub-cache"))
     before = sorted(tmp_path.rglob("*"))
     assert main(["generate", "-m", name, "-p", "a", "-n", "2"]) == 2
@@ -203,6 +205,24 @@ def test_offline_hub_name_is_a_clear_one_line_error(name, monkeypatch, tmp_path,
     assert "cannot download 'someone/absent'" in err and "offline" in err
     assert ("no model directory" in err) == (not name.startswith("hf:"))  # a bare owner/name may be a bad path
     assert sorted(tmp_path.rglob("*")) == before
+
+def test_another_architecture_on_the_hub_is_refused_before_its_weights_are_fetched(monkeypatch, tmp_path):
+    import huggingface_hub
+
+    from lm.registry import load_model
+
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "llama"}), encoding="utf-8")
+    asked = []
+
+    def fake_snapshot_download(repo_id, allow_patterns=None, **kw):
+        asked.append(allow_patterns)
+        return str(tmp_path)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
+    with pytest.raises(LMError, match="'someone/big-llama' is a llama model; only GPT-2"):
+        load_model("hf:someone/big-llama")
+    assert asked == [["config.json"]]  # never the weights
+
 
 def test_padded_embedding_rows_are_never_drawn_or_shown(hub_snapshot):
     """GPT-2 checkpoints may pad the embedding past the tokenizer (here 100 rows, 67 tokens)."""

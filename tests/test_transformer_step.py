@@ -80,6 +80,37 @@ def test_a_cloned_cache_steps_on_its_own_buffers():
     torch.testing.assert_close(a, want_a, atol=1e-5, rtol=0)
 
 
+def test_a_cache_from_other_weights_falls_back_to_the_torch_step():
+    model, other = make(1), make(2)
+    ids = random_ids(1, 8, seed=4)
+    _, cache = model.prefill(ids[:, :6], model.start(1))
+    got, _ = other.step(ids[:, 6], cache.clone())  # a cache handed to another model: that model's weights
+    want, _ = other.step_torch(ids[:, 6], torch_only(cache.clone()))
+    torch.testing.assert_close(got, want, atol=0, rtol=0)
+    model.double()  # the parameters move to new memory: the views taken at start() are stale
+    got, _ = model.step(ids[:, 6], KVCache([kv.double() for kv in cache.kv], 6, cache.numpy_step))
+    assert got.dtype == torch.float64
+    torch.testing.assert_close(got[0], model.logits(ids[:, :7])[0, -1], atol=1e-5, rtol=0)  # (cache from float32)
+
+
+def test_weight_views_are_read_only():
+    cache = make().start(1)
+    with pytest.raises(ValueError):
+        cache.numpy_step.weights.wte[0, 0] = 1.0
+
+
+@pytest.mark.parametrize("tokens, batch", [
+    (torch.tensor([1, V]), 2), (torch.tensor([-1, 0]), 2), (torch.tensor([[1]]), 1), (torch.tensor(1), 1),
+    (torch.tensor([1, 2, 3]), 2), ([1], 1), (torch.tensor([0.5, 1.0]), 2),
+])
+def test_the_torch_step_refuses_bad_tokens_with_one_line(tokens, batch):
+    model = make()
+    cache = model.start(batch)
+    with pytest.raises(LMError) as info:
+        model.step(tokens, cache)
+    assert "\n" not in str(info.value) and cache.position == 0
+
+
 @pytest.mark.parametrize("tokens, message", [
     (torch.tensor([-1]), "outside the model's vocabulary"),
     (torch.tensor([V]), "outside the model's vocabulary"),

@@ -224,23 +224,42 @@ def hub_name(name: str) -> str | None:
     return None
 
 
+def _hub_error(repo: str, exc: Exception) -> LMError:
+    kind = type(exc).__name__
+    if "LocalEntryNotFound" in kind or "Connect" in kind or "Connect" in str(exc):
+        reason = "offline or the Hub is unreachable, and it is not in the local Hugging Face cache"
+    else:  # unknown repository, gated, bad name, ...
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        reason = (lines[0].removeprefix("Got: ") if lines else kind)[:160]
+    return LMError(f"cannot download {repo!r} from the Hugging Face Hub: {reason}")
+
+
 def download_gpt2(repo: str) -> Path:
-    """Fetch a GPT-2 repository's safetensors, config and tokenizer with `huggingface_hub` (or its cache)."""
+    """Fetch a GPT-2 repository's safetensors, config and tokenizer with `huggingface_hub` (or its cache).
+
+    `config.json` comes first, so a repository of another architecture is refused before any weights are
+    fetched (they can be gigabytes).
+    """
     try:
         from huggingface_hub import snapshot_download
     except ImportError:
         raise LMError(f"cannot download {repo!r}: huggingface_hub is not installed "
                       "(pip install huggingface_hub, or pass a local directory)") from None
     try:
-        return Path(snapshot_download(repo_id=repo, allow_patterns=DOWNLOAD_FILES + ["model-*.safetensors"]))
+        # (snapshot_download fails at once when the Hub is unreachable; hf_hub_download retries for ~25 s)
+        config_path = Path(snapshot_download(repo_id=repo, allow_patterns=["config.json"])) / "config.json"
     except Exception as exc:  # noqa: BLE001 - offline, unknown repo, bad name, ...: all mean "not available" to the user
-        kind = type(exc).__name__
-        if "LocalEntryNotFound" in kind or "Connect" in kind or "Connect" in str(exc):
-            reason = "offline or the Hub is unreachable, and it is not in the local Hugging Face cache"
-        else:
-            lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-            reason = (lines[0].removeprefix("Got: ") if lines else kind)[:160]
-        raise LMError(f"cannot download {repo!r} from the Hugging Face Hub: {reason}") from None
+        raise _hub_error(repo, exc) from None
+    try:
+        model_type = json.loads(Path(config_path).read_text(encoding="utf-8")).get("model_type")
+    except (OSError, ValueError, AttributeError):
+        raise LMError(f"{repo!r} on the Hugging Face Hub has no readable config.json") from None
+    if model_type != "gpt2":
+        raise LMError(f"{repo!r} is a {model_type or 'unknown'} model; only GPT-2-family checkpoints load here")
+    try:
+        return Path(snapshot_download(repo_id=repo, allow_patterns=DOWNLOAD_FILES + ["model-*.safetensors"]))
+    except Exception as exc:  # noqa: BLE001
+        raise _hub_error(repo, exc) from None
 
 
 def load_gpt2(path_or_name: str | Path, *, need_tokenizer: bool = True) -> GPT2Checkpoint:

@@ -173,7 +173,8 @@ class Block(nn.Module):
         return x + self.mlp(self.ln_2(x))
 
     def step_weights(self) -> tuple[torch.Tensor | None, ...]:
-        """The 12 tensors of `TransformerModel.step` (biases may be None), read from the parameter dicts.
+        """The 12 tensors of a decoding step (`TransformerModel.step_torch`, `NumpyWeights`; biases may be
+        None), read from the parameter dicts.
 
         Plain dict lookups on purpose: nn.Module attribute access costs ~0.5 us, ~100 times per token.
         """
@@ -310,7 +311,8 @@ class TransformerModel(nn.Module, LanguageModel):
         """One token per row [B] -> logits [B, V]. The generation hot path: at batch 1 on the CPU the
         cache's NumPy step (same weights, same buffers; tested equal to `step_torch`), else `step_torch`."""
         fast = cache.numpy_step if isinstance(cache, KVCache) else None
-        if fast is None or tokens.shape != (1,):
+        if (fast is None or not isinstance(tokens, torch.Tensor) or tokens.shape != (1,)
+                or fast.weights.source != self.wte.weight.data_ptr()):
             return self.step_torch(tokens, cache)
         pos = self._check_room(cache, 1)
         logits = fast(tokens.item(), pos)  # [V]
@@ -322,6 +324,10 @@ class TransformerModel(nn.Module, LanguageModel):
         """`step` in torch, any batch or device: functional calls on one position, no allocation of the
         cache, no module calls (their dispatch overhead is a large share of a small model's step)."""
         pos = self._check_room(cache, 1)
+        if not isinstance(tokens, torch.Tensor) or tokens.dim() != 1 or tokens.shape[0] != cache.batch_size:
+            shape = list(tokens.shape) if isinstance(tokens, torch.Tensor) else type(tokens).__name__
+            raise LMError(f"step needs one token id per row, shape [{cache.batch_size}], not {shape}")
+        check_ids(tokens[:, None], self.config.vocab_size, dims=2)  # LMError, never an IndexError
         c = self.config
         D, H, eps, shape, act = c.d_model, c.n_heads, c.layer_norm_eps, (c.d_model,), ACTIVATIONS[c.activation]
         x = F.embedding(tokens, self.wte.weight) + self.wpe.weight[pos]  # [B, D]

@@ -24,18 +24,25 @@ from lm.errors import LMError
 
 
 def _view(tensor: torch.Tensor | None) -> np.ndarray | None:
-    return None if tensor is None else tensor.detach().numpy()  # shares memory with the parameter
+    if tensor is None:
+        return None
+    view = tensor.detach().numpy()  # shares memory with the parameter: a training step is seen at once
+    view.flags.writeable = False  # and nothing here can write into a shared model
+    return view
 
 
 class NumpyWeights:
     """Read-only NumPy views of a `TransformerModel`'s parameters, taken once per `start()`."""
 
-    __slots__ = ("layers", "wte", "wpe", "ln_f", "head", "n_heads", "eps", "act", "vocab_size")
+    __slots__ = ("layers", "wte", "wpe", "ln_f", "head", "n_heads", "eps", "act", "vocab_size", "source")
 
     def __init__(self, model):
         c = model.config
         self.layers = [tuple(_view(t) for t in block.step_weights()) for block in model.h]
         self.wte, self.wpe = _view(model.wte.weight), _view(model.wpe.weight)  # [V, D], [C, D]
+        # Whose weights these are: `step` falls back to torch for a cache started by another model, or
+        # after the weights moved (`.to()` gives the parameters new memory).
+        self.source = model.wte.weight.data_ptr()
         self.ln_f = (_view(model.ln_f.weight), _view(model.ln_f.bias))
         self.head = _view(model.lm_head.weight)  # [V, D]; the same memory as wte when tied
         self.n_heads, self.eps, self.vocab_size = c.n_heads, c.layer_norm_eps, c.vocab_size
@@ -44,7 +51,7 @@ class NumpyWeights:
         # The activation goes through torch (one op per layer): NumPy has no erf for the exact GELU, and
         # sharing torch's function keeps the two paths identical there.
         self.act = ACTIVATIONS[c.activation]
-        sync_blas_threads()  # NumPy's products follow the thread count chosen for torch
+        sync_blas_threads()  # the first time in a process: NumPy's products follow torch's thread count
 
 
 def _layer_norm(x: np.ndarray, weight: np.ndarray | None, bias: np.ndarray | None, eps: float) -> np.ndarray:
