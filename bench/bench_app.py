@@ -134,9 +134,9 @@ def main() -> None:
     if not Path(CHROMIUM).exists():
         sys.exit(f"error: {CHROMIUM} is missing (apt-get install -y chromium)")
 
-    from lm.registry import ASSETS_DIR
+    from lm.store.registry import ASSETS_DIR
 
-    from lm.registry import list_models
+    from lm.store.registry import list_models
 
     families = {m.family for m in list_models() if m.source == "zoo"}
     zoo = not args.tiny and {"ngram", "rnn", "transformer"} <= families  # a zoo the pages can show off
@@ -152,7 +152,7 @@ def main() -> None:
     if home:
         env["LM_PLAYGROUND_HOME"] = str(home)
         os.environ["LM_PLAYGROUND_HOME"] = str(home)
-    from lm.compare import default_lineup
+    from lm.app.compare import default_lineup
 
     infos = [m for m in list_models() if zoo or m.source == "user"]
     models = [m.name for m in infos]

@@ -147,8 +147,8 @@ def pct(values: list[float], p: float) -> float:
 
 
 def choose(tokens: int) -> dict:
-    from lm.compare import default_lineup
-    from lm.registry import list_models
+    from lm.app.compare import default_lineup
+    from lm.store.registry import list_models
 
     infos = list_models()
     names = {m.name for m in infos}

@@ -306,8 +306,8 @@ async def load_test(args, cfg: dict, server: int, stats: Stats) -> None:
 # -- setup and report -------------------------------------------------------------------------------------
 def choose_models(base: str, args) -> dict:
     """The models and page URLs: the shipped zoo, else the tiny test models built in $LM_PLAYGROUND_HOME."""
-    from lm.compare import default_lineup
-    from lm.registry import list_models
+    from lm.app.compare import default_lineup
+    from lm.store.registry import list_models
 
     infos, source = list_models(), "shipped zoo (assets/)"
     if not {"ngram", "rnn", "transformer"} <= {m.family for m in infos if m.source == "zoo"}:

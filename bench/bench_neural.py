@@ -12,7 +12,7 @@ Batch 1, 200 new tokens, top-k 50, temperature 0.8, random weights over a ~70-ch
   (e) why the batch-1 step runs in NumPy: the step's matrix-vector products on the model's own weights,
       torch's F.linear (MKL here) against NumPy's matmul (OpenBLAS), microseconds per step.
 
-"ours (app loop)" is `lm.generate.generate`, which also computes each token's probability, rank and top-5
+"ours (app loop)" is `lm.run.generate.generate`, which also computes each token's probability, rank and top-5
 alternatives and detokenizes incrementally; "ours (model only)" is a bare prefill/step + top-k/multinomial loop,
 the same work HF's generate does. Each figure is the median of --repeats runs (runs of the two sides interleave,
 so background load hits both alike). Everything runs under torch.inference_mode().
@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from lm.device import set_inference_threads
 from lm.models.gpt2 import export_gpt2
 from lm.models.rnn import RNNConfig, RNNModel
-from lm.models.transformer import TransformerConfig, TransformerModel
+from lm.models.transformer.model import TransformerConfig, TransformerModel
 
 TEXT = (
     "ROMEO:\nBut soft, what light through yonder window breaks? It is the east, and Juliet is the sun.\n"
@@ -47,7 +47,7 @@ TOP_K, TEMPERATURE = 50, 0.8
 
 
 def char_tokenizer():
-    from lm.tokenizer import Tokenizer
+    from lm.data.tokenizer import Tokenizer
 
     return Tokenizer.char(string.ascii_letters + string.digits + " .,;:!?'\n-")  # 71 characters + <unk>
 
@@ -63,8 +63,8 @@ def minimal_loop(model, prompt_ids: torch.Tensor, new_tokens: int, generator: to
 
 
 def app_loop(model, tokenizer, new_tokens: int) -> int:
-    from lm.generate import generate
-    from lm.sampling import SamplingSettings
+    from lm.run.generate import generate
+    from lm.run.sampling import SamplingSettings
 
     settings = SamplingSettings(temperature=TEMPERATURE, top_k=TOP_K, max_new_tokens=new_tokens, seed=1)
     return sum(1 for _ in generate(model, tokenizer, PROMPT, settings))

@@ -28,11 +28,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np
 import torch
 
-from lm.corpus import load_corpus
-from lm.generate import generate
-from lm.models.ngram import SMOOTHINGS, NgramModel
-from lm.sampling import MAX_NEW_TOKENS, SamplingSettings, sample
-from lm.tokenizer import Tokenizer
+from lm.data.corpus import load_corpus
+from lm.run.generate import generate
+from lm.models.ngram.model import SMOOTHINGS, NgramModel
+from lm.run.sampling import MAX_NEW_TOKENS, SamplingSettings, sample
+from lm.data.tokenizer import Tokenizer
 
 
 def best_of(repeats: int, fn):
@@ -70,7 +70,7 @@ SETTINGS = SamplingSettings(temperature=1.0)
 
 
 def generate_rate(model: NgramModel, tokenizer, n: int) -> float:
-    """Tokens/s of the full `lm.generate.generate` loop (ranks, top alternatives, streaming text)."""
+    """Tokens/s of the full `lm.run.generate.generate` loop (ranks, top alternatives, streaming text)."""
     settings = SamplingSettings(max_new_tokens=min(n, MAX_NEW_TOKENS), seed=0)
     start = time.perf_counter()
     count = sum(1 for _ in generate(model, tokenizer, "ROMEO:", settings))
@@ -166,8 +166,8 @@ def main() -> None:
         ["sampling, batch 1, cold caches (step + inverse-CDF draw)", f"{fmt_rate(cold)} tokens/s"],
         ["sampling, batch 1, warm caches (same run again)", f"{fmt_rate(warm)} tokens/s"],
         ["sampling, batch 1, cold caches (step + torch.multinomial)", f"{fmt_rate(multi)} tokens/s"],
-        ["sampling, batch 1, cold caches (step + `lm.sampling.sample`)", f"{fmt_rate(ours)} tokens/s"],
-        ["full `lm.generate.generate` loop (with ranks, alternatives, text)", f"{fmt_rate(full)} tokens/s"],
+        ["sampling, batch 1, cold caches (step + `lm.run.sampling.sample`)", f"{fmt_rate(ours)} tokens/s"],
+        ["full `lm.run.generate.generate` loop (with ranks, alternatives, text)", f"{fmt_rate(full)} tokens/s"],
         ["`step()` alone on the sampled tokens, cold caches", f"{fmt_rate(step_cold)} tokens/s"],
         ["`step()` alone on the sampled tokens, warm caches", f"{fmt_rate(step_warm)} tokens/s"],
         ["held-out bits per character (validation split)", f"{bpc:.4f}"],

@@ -1,4 +1,4 @@
-"""Benchmark (a script, not a test): training tokens/s of `lm.train.train` against a minimal plain-PyTorch loop.
+"""Benchmark (a script, not a test): training tokens/s of `lm.train.loop.train` against a minimal plain-PyTorch loop.
 
     python bench/bench_train.py [--steps 10] [--repeats 3] [--threads 1] [--device cpu]
 
@@ -7,7 +7,7 @@ with the same batch and optimizer: AdamW (decay on matrices only), gradient clip
 
 - "plain" is the loop anyone would write: random windows from `torch.randint`, forward, cross-entropy,
   zero_grad, backward, clip, step;
-- "lm.train" is the project's loop as the CLI runs it: per-step seeded batch sampling (a pure function of
+- "lm.train.loop" is the project's loop as the CLI runs it: per-step seeded batch sampling (a pure function of
   seed and step, for exact resumes), a forked and seeded RNG around the forward pass (reproducible dropout),
   the LR schedule, progress events, the stop checks.
 
@@ -44,13 +44,13 @@ BATCH, DROPOUT, LR, LOG_EVERY = 32, 0.1, 1e-3, 5
 
 
 def plain_loop(case: dict, train_ids: torch.Tensor, vocab_size: int, steps: int, device: torch.device) -> float:
-    """Tokens/s of the textbook loop on the model `lm.train` would build for `case`."""
+    """Tokens/s of the textbook loop on the model `lm.train.loop` would build for `case`."""
     from lm.models import family_classes
-    from lm.train import TrainSettings, _config_for, resolve_settings
+    from lm.train.settings import TrainSettings, resolve_settings
 
     plan = resolve_settings(TrainSettings(name="bench", preset="small", dropout=DROPOUT, batch_size=BATCH, **case))
-    config = _config_for(plan.kind, plan.model_args, vocab_size)
-    _, model_cls = family_classes(plan.kind)
+    config = plan.config(vocab_size)
+    _, model_cls = family_classes(plan.family)
     model = model_cls(config, generator=torch.Generator().manual_seed(0)).to(device).train()
     decay = [p for p in model.parameters() if p.dim() >= 2]
     other = [p for p in model.parameters() if p.dim() < 2]
@@ -85,9 +85,10 @@ def plain_loop(case: dict, train_ids: torch.Tensor, vocab_size: int, steps: int,
 
 
 def project_loop(case: dict, steps: int, device: str, out: Path) -> tuple[float, float]:
-    """Tokens per wall second and per CPU second of `lm.train.train`, between its progress events (the first
+    """Tokens per wall second and per CPU second of `lm.train.loop.train`, between its progress events (the first
     window, with PyTorch's one-off lazy imports, left out)."""
-    from lm.train import TrainSettings, train
+    from lm.train.settings import TrainSettings
+    from lm.train.loop import train
 
     marks: list[tuple[float, float]] = []
 
@@ -116,9 +117,9 @@ def main() -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     os.environ.setdefault("LM_PLAYGROUND_HOME", tempfile.mkdtemp(prefix="lm-bench-home-"))
-    from lm.corpus import load_corpus
+    from lm.data.corpus import load_corpus
     from lm.device import pick_device
-    from lm.train import make_tokenizer
+    from lm.data.tokenizer import make_tokenizer
 
     device = pick_device(args.device)
     corpus = load_corpus("shakespeare")
@@ -139,8 +140,8 @@ def main() -> int:
     print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} thread(s), "
           f"{platform.processor() or platform.machine()}, load average {os.getloadavg()[0]:.1f}, batch {BATCH}, "
           f"dropout {DROPOUT}, {args.steps} timed steps x {args.repeats} repeats (median)\n")
-    print("| model | plain loop tok/s (wall) | lm.train tok/s (wall) | plain tok/CPU-s | lm.train tok/CPU-s "
-          "| lm.train / plain (CPU) |")
+    print("| model | plain loop tok/s (wall) | lm.train.loop tok/s (wall) | plain tok/CPU-s | lm.train.loop tok/CPU-s "
+          "| lm.train.loop / plain (CPU) |")
     print("|---|---:|---:|---:|---:|---:|")
     for label, pw, ow, pc, oc in rows:
         print(f"| {label} | {pw:,.0f} | {ow:,.0f} | {pc:,.0f} | {oc:,.0f} | {oc / pc:.2f} |")

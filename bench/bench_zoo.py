@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 LOAD_ALL = """
 import json, time
 start = time.perf_counter()
-from lm.registry import list_models, load_model
+from lm.store.registry import list_models, load_model
 imported = time.perf_counter()
 times = {}
 for info in list_models():

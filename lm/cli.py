@@ -12,7 +12,13 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from lm.data.corpus import read_text_file
+from lm.data.tokenizer import TOKENIZER_KINDS
 from lm.errors import LMError
+from lm.store.registry import list_models, load_model
+from lm.train.settings import (  # torch-free: listing models stays quick
+    FAMILY_CHOICES, OPTIMIZER_CHOICES, PRESET_CHOICES, SMOOTHING_CHOICES, TrainSettings,
+)
 
 MODEL_HELP = "registry name, checkpoint directory, or a GPT-2 on the Hugging Face Hub (hf:NAME, OWNER/NAME)"
 
@@ -34,12 +40,10 @@ def _fmt(value, digits: int = 3) -> str:
 
 # -- models ---------------------------------------------------------------------------------------------
 def cmd_models(args: argparse.Namespace) -> int:
-    from lm.registry import list_models
-
     models = list_models()
-    rows = [f"{'name':34} {'source':6} {'family':11} {'kind':11} {'tok':4} {'params':>10} {'bpc':>6}"]
+    rows = [f"{'name':34} {'source':6} {'family':11} {'variant':11} {'tok':4} {'params':>10} {'bpc':>6}"]
     for m in models:
-        rows.append(f"{m.name:34} {m.source:6} {m.family:11} {m.kind:11} {m.tokenizer:4} "
+        rows.append(f"{m.name:34} {m.source:6} {m.family:11} {m.variant:11} {m.tokenizer:4} "
                     f"{_fmt(m.parameters):>10} {_fmt(m.valid_bits_per_char):>6}")
     _emit(args, [m.to_json() for m in models], "\n".join(rows) if models else "no models found")
     return 0
@@ -47,7 +51,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 # -- generate -------------------------------------------------------------------------------------------
 def _settings(args: argparse.Namespace):
-    from lm.sampling import SamplingSettings
+    from lm.run.sampling import SamplingSettings  # torch: only commands that run a model
 
     return SamplingSettings(
         temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, min_p=args.min_p,
@@ -58,15 +62,14 @@ def _settings(args: argparse.Namespace):
 
 def _load(args: argparse.Namespace):
     """The model of -m, on --device, with --threads (else $LM_THREADS) CPU threads for inference."""
-    from lm.device import set_inference_threads
-    from lm.registry import load_model
+    from lm.device import set_inference_threads  # torch: as above
 
     set_inference_threads(args.threads)
     return load_model(args.model, device=args.device)
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from lm.generate import encode_prompt, generate
+    from lm.run.generate import encode_prompt, generate  # torch: as above
     settings = _settings(args)  # validate the knobs before the (slower) model load
     loaded = _load(args)
     encoded = encode_prompt(loaded.tokenizer, args.prompt)
@@ -98,13 +101,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def _read_text_arg(args: argparse.Namespace) -> str:
     if args.text is not None:
         return args.text
-    from lm.corpus import read_text_file
-
     return read_text_file(Path(args.file))
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from lm.metrics import score
+    from lm.run.metrics import score  # torch: as above
 
     text = _read_text_arg(args)
     loaded = _load(args)
@@ -121,17 +122,12 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 # -- build an n-gram model ------------------------------------------------------------------------------
 def cmd_ngram(args: argparse.Namespace) -> int:
-    from lm.checkpoint import save_checkpoint
-    from lm.registry import user_models_dir, validate_name
-    from lm.train import build_ngram
+    from lm.train.loop import train  # torch: as above
 
-    name = validate_name(args.name)
-    destination = Path(args.out) if args.out else user_models_dir() / name
-    recipe = {"corpus": args.corpus, "tokenizer": args.tokenizer, "vocab_size": args.vocab_size,
-              "order": args.order, "smoothing": args.smoothing}
-    model, tokenizer, meta = build_ngram(recipe)
-    meta["name"] = name
-    save_checkpoint(destination, model, tokenizer, meta)
+    settings = TrainSettings(family="ngram", corpus=args.corpus, tokenizer=args.tokenizer, vocab_size=args.vocab_size,
+                             order=args.order, smoothing=args.smoothing, name=args.name, out=args.out)
+    result = train(settings)
+    name, destination, meta = result.name, result.path, result.meta
     summary = {"name": name, "path": str(destination), **meta["metrics"], "seconds": meta["training"]["seconds"]}
     _emit(args, summary, f"saved {name} to {destination}: held-out {meta['metrics']['valid_bits_per_char']:.3f} "
                          f"bits/char, built in {meta['training']['seconds']:.1f} s")
@@ -189,7 +185,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from lm.train import TrainSettings, train
+    from lm.train.loop import train  # torch: as above
 
     stop = threading.Event()
     settings = TrainSettings(
@@ -233,7 +229,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 # -- inspect --------------------------------------------------------------------------------------------
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from lm.inspect import inspect_text
+    from lm.inspect import inspect_text  # torch: as above
 
     text = _read_text_arg(args)
     loaded = _load(args)
@@ -303,23 +299,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("ngram", cmd_ngram, "count an n-gram model from a corpus and save it")
     p.add_argument("--corpus", default="shakespeare", help="shakespeare, names, python, or a text file")
-    p.add_argument("--tokenizer", choices=["char", "bpe"], default="char")
+    p.add_argument("--tokenizer", choices=TOKENIZER_KINDS, default="char")
     p.add_argument("--vocab-size", type=int, default=2048, dest="vocab_size", help="BPE vocabulary size")
     p.add_argument("--order", type=int, default=5)
-    p.add_argument("--smoothing", choices=["mle", "addk", "kneser_ney", "stupid_backoff"], default="kneser_ney")
+    p.add_argument("--smoothing", choices=SMOOTHING_CHOICES, default="kneser_ney")
     p.add_argument("--name", required=True, help="name in your model directory")
     p.add_argument("--out", help="save to this directory instead")
 
     p = command("train", cmd_train, "train a model (or count an n-gram model) on a corpus and save it")
-    p.add_argument("--family", required=True, choices=["ngram", "rnn", "gru", "lstm", "transformer"])
+    p.add_argument("--family", required=True, choices=FAMILY_CHOICES)
     p.add_argument("--corpus", default="shakespeare", help="shakespeare, names, python, or a text file")
-    p.add_argument("--tokenizer", choices=["char", "bpe"], default="char")
+    p.add_argument("--tokenizer", choices=TOKENIZER_KINDS, default="char")
     p.add_argument("--vocab-size", type=int, default=None, dest="vocab_size", help="BPE vocabulary size (2048)")
     p.add_argument("--max-chars", type=int, default=None, dest="max_chars", help="use only the corpus's start")
     p.add_argument("--name", required=True, help="name in your model directory")
     p.add_argument("--out", help="save to this checkpoint directory instead")
     p.add_argument("--description", help="one line for the model list (default: made from the settings)")
-    p.add_argument("--preset", choices=["tiny", "small", "medium", "large"], default="small",
+    p.add_argument("--preset", choices=PRESET_CHOICES, default="small",
                    help="model size and training defaults; the options below override single values")
     shape = p.add_argument_group("model shape")
     shape.add_argument("--layers", type=int)
@@ -329,13 +325,13 @@ def build_parser() -> argparse.ArgumentParser:
     shape.add_argument("--context", type=int, help="Transformer context / RNN truncated-BPTT window (tokens)")
     shape.add_argument("--dropout", type=float)
     shape.add_argument("--order", type=int, help="n-gram order")
-    shape.add_argument("--smoothing", choices=["mle", "addk", "kneser_ney", "stupid_backoff"], default="kneser_ney")
+    shape.add_argument("--smoothing", choices=SMOOTHING_CHOICES, default="kneser_ney")
     opt = p.add_argument_group("optimisation")
     opt.add_argument("--steps", type=int, help="optimizer steps (default: the preset's)")
     opt.add_argument("--minutes", type=float, help="wall-clock budget (with --steps: whichever ends first)")
     opt.add_argument("--batch-size", type=int, dest="batch_size")
     opt.add_argument("--lr", type=float, help="peak learning rate")
-    opt.add_argument("--optimizer", choices=["adamw", "sgd"], default="adamw")
+    opt.add_argument("--optimizer", choices=OPTIMIZER_CHOICES, default="adamw")
     opt.add_argument("--weight-decay", type=float, dest="weight_decay", help="on weight matrices only")
     opt.add_argument("--warmup", type=int, help="linear warm-up steps (then cosine decay to 10%%)")
     opt.add_argument("--grad-clip", type=float, default=1.0, dest="grad_clip", help="0 = off")

@@ -74,7 +74,7 @@ def sync_blas_threads(n: int | None = None) -> None:
     """Give NumPy's BLAS (OpenBLAS in NumPy's wheels) `n` threads; with no `n`, torch's count, but only if
     nothing has set it yet (the first Transformer a process builds).
 
-    The Transformer's batch-1 step multiplies with NumPy (`lm.models.transformer_step`); without this,
+    The Transformer's batch-1 step multiplies with NumPy (`lm.models.transformer.step`); without this,
     OpenBLAS would use every core for large products even where the user chose one thread (`LM_THREADS`,
     `--threads`). The BLAS setting is process-wide, while torch's count is per thread (a training thread
     sets its own), so only `set_inference_threads` changes it after the first time. A no-op where

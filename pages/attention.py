@@ -1,13 +1,14 @@
 """Attention: which earlier tokens each head of a Transformer looks at, for a text you type.
 
-Thin page: `lm.inspect` runs the model's trace (cached per model and text, so moving a slider only re-slices
-it) and `lm.viz` draws every figure.
+Thin page: `lm.inspect.text` runs the model's trace (cached per model and text, so moving a slider only re-slices
+it) and `lm.viz.figures` draws every figure.
 """
 
 import math
 
 import streamlit as st
 
+from lm.models import families_for_page
 from lm import viz
 from lm.errors import LMError
 from lm.inspect import head_summary, inspect_text
@@ -68,7 +69,7 @@ def head_view(name: str, text: str) -> None:
 
 def main() -> None:
     st.title("Attention")
-    models = available_models(families=("transformer",))
+    models = available_models(families=families_for_page("attention"))
     if not models:
         st.info("No Transformer models yet — train one on the Train page (or import GPT-2 with `python -m lm`).")
         return

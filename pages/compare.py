@@ -5,10 +5,10 @@ import time
 import plotly.graph_objects as go
 import streamlit as st
 
-from lm.compare import (CorpusIndex, corpus_source, cross_score, default_lineup, generate_column, memorisation,
+from lm.app.compare import (CorpusIndex, corpus_source, cross_score, default_lineup, generate_column, memorisation,
                         surprisal_by_char, training_text)
 from lm.errors import LMError
-from lm.registry import list_models
+from lm.store.registry import list_models
 from ui.loaders import available_models, cached_model, get_model
 from ui.state import init_from_query, write_query
 from ui.widgets import SAMPLING_KEYS, gltr_html, gltr_legend, sampling_sidebar

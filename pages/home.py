@@ -4,7 +4,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from lm.registry import list_models
+from lm.models import variant_label
+from lm.store.registry import list_models
 
 ROOT = Path(__file__).resolve().parent.parent
 TOUR = [
@@ -37,7 +38,7 @@ def zoo_table() -> None:
     rows = [{
         "Model": m.name,
         "Bits/char": "—" if m.valid_bits_per_char is None else f"{m.valid_bits_per_char:.3f}",
-        "Kind": m.kind, "Tokens": m.tokenizer, "Corpus": m.corpus,
+        "Kind": variant_label(m.variant), "Tokens": m.tokenizer, "Corpus": m.corpus,
         "Parameters": "—" if not m.parameters else f"{m.parameters:,}",
         "From": "zoo" if m.source == "zoo" else "yours",
     } for m in models]

@@ -1,15 +1,16 @@
 """Counting: how an n-gram model turns counts into next-token probabilities, and why smoothing matters.
 
-Thin page: `lm.inspect` looks up counts, back-off paths and held-out scores (the over-fitting chart is cached
-per model, it scores the held-out text at every order), `lm.viz` draws the charts.
+Thin page: `lm.inspect.text` looks up counts, back-off paths and held-out scores (the over-fitting chart is cached
+per model, it scores the held-out text at every order), `lm.viz.figures` draws the charts.
 """
 
 import streamlit as st
 
+from lm.models import families_for_page
 from lm import viz
 from lm.errors import LMError
 from lm.inspect import backoff_table, ngram_backoff, ngram_counts, ngram_order_scores, ngram_smoothing_comparison
-from lm.models.ngram import SMOOTHINGS
+from lm.models.ngram.model import SMOOTHINGS
 from ui.loaders import available_models, cached_model, get_model
 from ui.state import init_from_query, write_query
 from ui.widgets import clamp_state, model_label, preferred_models
@@ -26,7 +27,7 @@ def order_scores(model_name: str):
 
 def main() -> None:
     st.title("Counting: n-gram models")
-    models = available_models(families=("ngram",))
+    models = available_models(families=families_for_page("ngram"))
     if not models:
         st.info("No n-gram models yet — count one on the Train page.")
         return

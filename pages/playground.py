@@ -6,9 +6,9 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from lm.compare import knob_stages
+from lm.app.compare import knob_stages
 from lm.errors import LMError
-from lm.generate import encode_prompt, generate, next_token_stages
+from lm.run.generate import encode_prompt, generate, next_token_stages
 from ui.loaders import available_models, get_model
 from ui.state import init_from_query, write_query
 from ui.widgets import (SAMPLING_KEYS, download_buttons, gltr_html, gltr_legend, model_label, preferred_models,

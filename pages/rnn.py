@@ -1,11 +1,12 @@
 """Memory: the gates, cell state and hidden state of an RNN / GRU / LSTM, step by step over a text you type.
 
-Thin page: `lm.inspect` runs the model's trace (cached per model and text, so moving a slider only re-slices
-it), finds units that follow simple text features, and measures gate saturation; `lm.viz` draws everything.
+Thin page: `lm.inspect.text` runs the model's trace (cached per model and text, so moving a slider only re-slices
+it), finds units that follow simple text features, and measures gate saturation; `lm.viz.figures` draws everything.
 """
 
 import streamlit as st
 
+from lm.models import families_for_page
 from lm import viz
 from lm.errors import LMError
 from lm.inspect import SIGMOID_STATES, feature_units, gate_saturation, inspect_text
@@ -65,7 +66,7 @@ def unit_view(name: str, text: str, layer: int, state: str, units: int) -> None:
 
 def main() -> None:
     st.title("Memory inside a recurrent network")
-    models = available_models(families=("rnn",))
+    models = available_models(families=families_for_page("rnn"))
     if not models:
         st.info("No RNN, GRU or LSTM models yet — train one on the Train page.")
         return

@@ -1,16 +1,16 @@
 """Tokenizers: the same text cut into tokens by character and BPE tokenizers, and what vocabulary size buys.
 
 Thin page: tokenizers come from the available models or are trained here on a built-in corpus (cached per
-corpus and vocabulary size); `lm.inspect` counts tokens and `lm.viz` draws the coloured boundaries and chart.
+corpus and vocabulary size); `lm.inspect.text` counts tokens and `lm.viz.figures` draws the coloured boundaries and chart.
 """
 
 import streamlit as st
 
 from lm import viz
-from lm.corpus import BUILTIN_CORPORA, load_corpus
+from lm.data.corpus import BUILTIN_CORPORA, load_corpus
 from lm.errors import LMError
 from lm.inspect import bpe_training_text, token_counts
-from lm.tokenizer import Tokenizer
+from lm.data.tokenizer import Tokenizer
 from ui.loaders import available_models, cached_model
 from ui.state import init_from_query, write_query
 

@@ -5,17 +5,17 @@ import math
 import plotly.graph_objects as go
 import streamlit as st
 
-from lm.corpus import BUILTIN_CORPORA
+from lm.data.corpus import BUILTIN_CORPORA, corpus_title
+from lm.data.tokenizer import TOKENIZER_KINDS
 from lm.errors import LMError
-from lm.jobs import ACTIVE, get_manager, progress_fraction, save_upload, suggest_name, upload_max_bytes
-from lm.textio import format_size
-from lm.train import PRESET_CHOICES, TrainSettings
+from lm.app.jobs import ACTIVE, get_manager, progress_fraction, save_upload, suggest_name, upload_max_bytes
+from lm.data.textio import format_size
+from lm.models import VARIANTS, spec_for_variant, variant_label
+from lm.train.settings import PRESET_CHOICES, TrainSettings
 from ui.state import init_from_query, write_query
 from ui.widgets import clamp_state
 
-FAMILIES = {"transformer": "Transformer", "lstm": "LSTM", "gru": "GRU", "rnn": "Plain RNN", "ngram": "n-gram (counting)"}
 SOURCES = ("Built-in corpus", "Upload a .txt")
-CORPUS_LABELS = {"shakespeare": "Shakespeare's plays", "names": "First names", "python": "Python standard library"}
 DEFAULTS = {"tr_source": SOURCES[0], "tr_corpus": "names", "tr_tokenizer": "char", "tr_vocab": 512,
             "tr_family": "lstm", "tr_preset": "tiny", "tr_steps": 300, "tr_minutes": 2.0, "tr_max_chars": 0,
             "tr_name": ""}
@@ -29,19 +29,19 @@ def settings_form():
     st.radio("Corpus", SOURCES, key="tr_source", horizontal=True)
     upload = None
     if st.session_state["tr_source"] == SOURCES[0]:
-        st.selectbox("Built-in corpus", BUILTIN_CORPORA, key="tr_corpus", format_func=lambda c: CORPUS_LABELS.get(c, c))
+        st.selectbox("Built-in corpus", BUILTIN_CORPORA, key="tr_corpus", format_func=corpus_title)
     else:
         upload = st.file_uploader(f"Your text (.txt, UTF-8, up to {format_size(upload_max_bytes())})", type=["txt"],
                                   key="tr_upload")
     a, b = st.columns(2)
-    a.radio("Tokenizer", ("char", "bpe"), key="tr_tokenizer", horizontal=True,
+    a.radio("Tokenizer", TOKENIZER_KINDS, key="tr_tokenizer", horizontal=True,
             format_func=lambda t: {"char": "characters", "bpe": "BPE pieces"}[t])
     if st.session_state["tr_tokenizer"] == "bpe":
         b.slider("BPE vocabulary", 260, 4096, step=4, key="tr_vocab")
     a, b = st.columns([2, 3])
-    a.selectbox("Model family", list(FAMILIES), key="tr_family", format_func=FAMILIES.get)
+    a.selectbox("Model family", list(VARIANTS), key="tr_family", format_func=variant_label)
     b.radio("Size", PRESET_CHOICES, key="tr_preset", horizontal=True)
-    if st.session_state["tr_family"] != "ngram":
+    if spec_for_variant(st.session_state["tr_family"]).gradient:
         a, b = st.columns(2)
         a.number_input("Max steps", 1, 100_000, step=50, key="tr_steps")
         b.number_input("Max minutes", 0.1, 120.0, step=0.5, key="tr_minutes", help="Training stops at whichever comes first.")
@@ -60,7 +60,7 @@ def settings_form():
             corpus = str(save_upload(upload.getvalue(), upload.name))
         else:
             corpus = st.session_state["tr_corpus"]
-        neural = st.session_state["tr_family"] != "ngram"
+        neural = spec_for_variant(st.session_state["tr_family"]).gradient
         settings = TrainSettings(
             family=st.session_state["tr_family"], corpus=corpus, tokenizer=st.session_state["tr_tokenizer"],
             vocab_size=st.session_state["tr_vocab"] if st.session_state["tr_tokenizer"] == "bpe" else None,
@@ -153,7 +153,7 @@ def jobs_table() -> None:
 def main() -> None:
     st.title("Train a model")
     init_from_query(DEFAULTS, allowed={"tr_source": SOURCES, "tr_corpus": BUILTIN_CORPORA,
-                                       "tr_tokenizer": ("char", "bpe"), "tr_family": list(FAMILIES),
+                                       "tr_tokenizer": TOKENIZER_KINDS, "tr_family": list(VARIANTS),
                                        "tr_preset": PRESET_CHOICES})
     init_from_query({"job": ""})
     clamp_state({"tr_vocab": (260, 4096), "tr_steps": (1, 100_000), "tr_minutes": (0.1, 120.0),

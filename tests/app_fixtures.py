@@ -1,6 +1,6 @@
 """Tiny models for the app tests (AppTest and the real-browser test), written as real checkpoints.
 
-`build_tiny_zoo(home)` writes these checkpoints under `home/models/` with `lm.checkpoint.save_checkpoint`,
+`build_tiny_zoo(home)` writes these checkpoints under `home/models/` with `lm.store.checkpoint.save_checkpoint`,
 all trained on the built-in **names** corpus (36k characters, one lowercase first name per line), so they
 are fast to build (a few seconds on 2 CPU cores) and their output looks like names:
 
@@ -71,7 +71,7 @@ def _train_neural(model, ids: list[int], steps: int, seq_len: int, seed: int) ->
 
 
 def _meta(split, model, tokenizer, method: str, **extra) -> dict:
-    from lm.metrics import score
+    from lm.run.metrics import score
 
     valid = split.valid.text[:VALID_CHARS]
     bpc = score(model, tokenizer, valid).bits_per_char
@@ -94,12 +94,12 @@ def build_tiny_zoo(home: Path | str) -> Path:
 
 
 def _build(home: Path) -> Path:
-    from lm.checkpoint import save_checkpoint
-    from lm.corpus import load_corpus
-    from lm.models.ngram import NgramModel
+    from lm.store.checkpoint import save_checkpoint
+    from lm.data.corpus import load_corpus
+    from lm.models.ngram.model import NgramModel
     from lm.models.rnn import RNNConfig, RNNModel
-    from lm.models.transformer import TransformerConfig, TransformerModel
-    from lm.tokenizer import Tokenizer
+    from lm.models.transformer.model import TransformerConfig, TransformerModel
+    from lm.data.tokenizer import Tokenizer
 
     models = home / "models"
     models.mkdir(parents=True, exist_ok=True)

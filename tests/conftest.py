@@ -69,7 +69,7 @@ def bigram():
 
 @pytest.fixture(scope="session")
 def char_tokenizer():
-    from lm.tokenizer import Tokenizer
+    from lm.data.tokenizer import Tokenizer
 
     return Tokenizer.char("abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ.,;:!?'\n")
 

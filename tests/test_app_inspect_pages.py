@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-import lm.tokenizer  # noqa: F401
+import lm.data.tokenizer  # noqa: F401
 from app_fixtures import app_home  # noqa: F401  (session fixture: tiny checkpoints in LM_PLAYGROUND_HOME)
 
 streamlit_testing = pytest.importorskip("streamlit.testing.v1")
@@ -151,7 +151,7 @@ def test_pages_survive_a_bad_link(app_home, name, query):
 def test_rnn_page_gru_and_elman(tmp_path, monkeypatch, char_tokenizer):
     import torch
 
-    from lm.checkpoint import save_checkpoint
+    from lm.store.checkpoint import save_checkpoint
     from lm.models.rnn import RNNConfig, RNNModel
 
     for cell in ("gru", "rnn"):

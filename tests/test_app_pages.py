@@ -15,8 +15,8 @@ if str(ROOT) not in sys.path:  # the pages import `ui` and `lm` from the reposit
     sys.path.insert(0, str(ROOT))
 
 from app_fixtures import TINY_CHAR_TRIO, app_home  # noqa: E402,F401
-from lm.compare import default_lineup  # noqa: E402
-from lm.registry import list_models  # noqa: E402
+from lm.app.compare import default_lineup  # noqa: E402
+from lm.store.registry import list_models  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 TIMEOUT = 60  # the first run imports torch
@@ -169,7 +169,7 @@ def test_compare_needs_two_models(app_home):
 
 # -- train ------------------------------------------------------------------------------------------------
 def test_train_page_trains_a_tiny_model_and_lists_it(app_home):
-    from lm.jobs import get_manager
+    from lm.app.jobs import get_manager
 
     at = page("train", {"tr_family": "lstm", "tr_corpus": "names", "tr_steps": "20"})
     assert at.selectbox(key="tr_family").value == "lstm" and at.number_input(key="tr_steps").value == 20
@@ -193,7 +193,7 @@ def test_train_page_trains_a_tiny_model_and_lists_it(app_home):
 def test_train_page_keeps_showing_a_run_it_picked_after_the_run_ends(app_home):
     """A fresh visit shows the run in progress; when that run ends it stays on screen (it used to vanish,
     as the page only picks live or interrupted runs by itself)."""
-    from lm.jobs import get_manager
+    from lm.app.jobs import get_manager
 
     starter = page("train", {"tr_family": "lstm", "tr_corpus": "names", "tr_steps": "100000", "tr_minutes": "5"})
     starter.text_input(key="tr_name").input("apptest-sticky")

@@ -29,15 +29,15 @@ if str(ROOT) not in sys.path:  # the pages import `ui` and `lm` from the reposit
     sys.path.insert(0, str(ROOT))
 
 from app_fixtures import app_home  # noqa: E402,F401
-from lm.checkpoint import load_checkpoint  # noqa: E402
+from lm.store.checkpoint import load_checkpoint  # noqa: E402
 from lm.cli import main  # noqa: E402
-from lm.corpus import corpus_from_bytes  # noqa: E402
+from lm.data.corpus import corpus_from_bytes  # noqa: E402
 from lm.errors import LMError  # noqa: E402
-from lm.generate import MAX_PROMPT_CHARS, encode_prompt, generate_all  # noqa: E402
-from lm.registry import home_dir, load_model  # noqa: E402
-from lm.sampling import SamplingSettings  # noqa: E402
-from lm.textio import DEFAULT_MAX_BYTES  # noqa: E402
-from lm.train import TrainSettings, resolve_settings  # noqa: E402
+from lm.run.generate import MAX_PROMPT_CHARS, encode_prompt, generate_all  # noqa: E402
+from lm.store.registry import home_dir, load_model  # noqa: E402
+from lm.run.sampling import SamplingSettings  # noqa: E402
+from lm.data.textio import DEFAULT_MAX_BYTES  # noqa: E402
+from lm.train.settings import TrainSettings, resolve_settings  # noqa: E402
 
 
 # -- helpers ----------------------------------------------------------------------------------------------
@@ -288,7 +288,7 @@ def _wrong_shapes(path: Path) -> None:
 
 
 def _other_tokenizer(path: Path) -> None:
-    from lm.tokenizer import Tokenizer
+    from lm.data.tokenizer import Tokenizer
 
     Tokenizer.char("abc").save(path / "tokenizer.json")
 
@@ -490,7 +490,7 @@ TRAIN_PAGE_CASES = [
 
 @pytest.mark.parametrize("query, name, fragment", TRAIN_PAGE_CASES)
 def test_train_page_bad_input(query, name, fragment, app_home):
-    from lm.jobs import get_manager
+    from lm.app.jobs import get_manager
 
     get_manager()  # the job manager (and its directory) exist before the snapshot
     with disk_unchanged():

@@ -5,16 +5,16 @@ import os
 import pytest
 import torch
 
-from lm.checkpoint import load_checkpoint, save_checkpoint
+from lm.store.checkpoint import load_checkpoint, save_checkpoint
 from lm.errors import LMError
-from lm.registry import list_models, load_model, resolve, user_models_dir, validate_name
+from lm.store.registry import list_models, load_model, resolve, user_models_dir, validate_name
 
 TEXT = "to be or not to be, that is the question.\nwhether 'tis nobler in the mind to suffer\n" * 20
 
 
 @pytest.fixture
 def ngram_checkpoint(tmp_path, char_tokenizer):
-    from lm.models.ngram import NgramModel
+    from lm.models.ngram.model import NgramModel
 
     model = NgramModel.build(char_tokenizer.encode(TEXT), char_tokenizer.vocab_size, order=3, smoothing="kneser_ney")
     path = save_checkpoint(tmp_path / "tiny-3gram", model, char_tokenizer, {"corpus": {"name": "test"}})
@@ -48,7 +48,7 @@ def test_damaged_checkpoints_give_one_line_errors(ngram_checkpoint, damage, mess
 
 
 def test_mismatched_tokenizer_is_detected(ngram_checkpoint, tmp_path):
-    from lm.tokenizer import Tokenizer
+    from lm.data.tokenizer import Tokenizer
 
     path, _ = ngram_checkpoint
     Tokenizer.char("abc").save(path / "tokenizer.json")

@@ -90,10 +90,10 @@ def test_real_entry_point_error_has_no_traceback(tmp_path):
 
 @pytest.fixture(scope="module")
 def neural_models(tmp_path_factory, char_tokenizer):
-    from lm.checkpoint import save_checkpoint
+    from lm.store.checkpoint import save_checkpoint
     from lm.models import build_model
     from lm.models.rnn import RNNConfig
-    from lm.models.transformer import TransformerConfig
+    from lm.models.transformer.model import TransformerConfig
 
     root = tmp_path_factory.mktemp("neural")
     v = char_tokenizer.vocab_size
@@ -132,10 +132,10 @@ def test_device_option_places_neural_models_and_refuses_missing_hardware(tmp_pat
     made-up one) is a one-line error, exit status 2. "auto" takes CUDA, then MPS, else the CPU."""
     import torch
 
-    from lm.checkpoint import save_checkpoint
+    from lm.store.checkpoint import save_checkpoint
     from lm.models.rnn import RNNConfig, RNNModel
-    from lm.registry import load_model
-    from lm.tokenizer import Tokenizer
+    from lm.store.registry import load_model
+    from lm.data.tokenizer import Tokenizer
 
     tok = Tokenizer.char("abc de\n")
     path = tmp_path / "tiny-gru"

@@ -13,12 +13,12 @@ from hypothesis import strategies as st
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from app_fixtures import TINY_CHAR_TRIO, app_home  # noqa: E402,F401
-from lm.compare import (CorpusIndex, corpus_source, cross_score, default_lineup, generate_column,  # noqa: E402
+from lm.app.compare import (CorpusIndex, corpus_source, cross_score, default_lineup, generate_column,  # noqa: E402
                         knob_stages, memorisation, surprisal_by_char, training_text)
-from lm.generate import next_token_stages  # noqa: E402
-from lm.metrics import longest_copied_span  # noqa: E402
-from lm.registry import ModelInfo, list_models, load_model  # noqa: E402
-from lm.sampling import SamplingSettings  # noqa: E402
+from lm.run.generate import next_token_stages  # noqa: E402
+from lm.run.metrics import longest_copied_span  # noqa: E402
+from lm.store.registry import ModelInfo, list_models, load_model  # noqa: E402
+from lm.run.sampling import SamplingSettings  # noqa: E402
 
 CORPUS = "the cat sat on the mat. the dog sat on the log. a cat and a dog met on a mat by the log.\n" * 3
 

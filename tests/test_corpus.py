@@ -1,4 +1,4 @@
-"""Tests for lm.corpus (built-in and user corpora, document splits) and lm.textio (safe reads, atomic writes)."""
+"""Tests for lm.data.corpus (built-in and user corpora, document splits) and lm.data.textio (safe reads, atomic writes)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from lm import corpus as corpus_mod
-from lm.corpus import (
+from lm.data import corpus as corpus_mod
+from lm.data.corpus import (
     BUILTIN_CORPORA,
     PYTHON_DEFAULT_MAX_CHARS,
     Corpus,
@@ -20,7 +20,7 @@ from lm.corpus import (
     load_corpus,
 )
 from lm.errors import LMError
-from lm.textio import atomic_write_bytes, atomic_write_text, read_text_file
+from lm.data.textio import atomic_write_bytes, atomic_write_text, read_text_file
 
 SPEAKER_LINE = re.compile(r"^[A-Z][A-Z .,&'-]*:$", re.M)
 

@@ -9,7 +9,7 @@ from threadpoolctl import threadpool_info
 from lm.cli import main
 from lm.device import pick_device, set_inference_threads
 from lm.errors import LMError
-from lm.models.transformer import TransformerConfig, TransformerModel
+from lm.models.transformer.model import TransformerConfig, TransformerModel
 
 
 def blas_threads() -> set[int]:
@@ -62,8 +62,8 @@ def test_the_first_transformer_gives_numpy_blas_torchs_count_and_later_ones_chan
 
 
 def test_cli_threads_option(tmp_path, capsys, restore_threads):
-    from lm.checkpoint import save_checkpoint
-    from lm.tokenizer import Tokenizer
+    from lm.store.checkpoint import save_checkpoint
+    from lm.data.tokenizer import Tokenizer
 
     tokenizer = Tokenizer.char("ab")
     model = TransformerModel(TransformerConfig(vocab_size=tokenizer.vocab_size, context_length=16, n_layers=1,

@@ -18,18 +18,18 @@ from pathlib import Path
 
 import pytest
 
-from lm.checkpoint import load_checkpoint
+from lm.store.checkpoint import load_checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 DISK_BYTES = 1024 * 1024  # the small disk: room for a tiny checkpoint, not for a 3 MB one
 
-# Saves a one-layer Transformer of the given width as a checkpoint, the way `lm.train` and the app do.
+# Saves a one-layer Transformer of the given width as a checkpoint, the way `lm.train.loop` and the app do.
 SAVE = """
 import sys, torch
-from lm.checkpoint import save_checkpoint
+from lm.store.checkpoint import save_checkpoint
 from lm.errors import LMError
-from lm.models.transformer import TransformerConfig, TransformerModel
-from lm.tokenizer import Tokenizer
+from lm.models.transformer.model import TransformerConfig, TransformerModel
+from lm.data.tokenizer import Tokenizer
 target, width = sys.argv[1], int(sys.argv[2])
 tok = Tokenizer.char("to be or not to be\\n")
 config = TransformerConfig(vocab_size=tok.vocab_size, n_layers=1, n_heads=2, d_model=width, context_length=16)

@@ -28,11 +28,11 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lm.checkpoint import load_checkpoint
+from lm.store.checkpoint import load_checkpoint
 from lm.cli import main
 from lm.errors import LMError
-from lm.models.ngram import NgramConfig, NgramModel
-from lm.sampling import SamplingSettings, process, sample
+from lm.models.ngram.model import NgramConfig, NgramModel
+from lm.run.sampling import SamplingSettings, process, sample
 
 FUZZ = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -169,7 +169,7 @@ def load_or_lm_error(path: Path) -> None:
     except LMError as exc:
         assert str(exc) and "\n" not in str(exc)
         return
-    from lm.metrics import score
+    from lm.run.metrics import score
 
     try:
         result = score(loaded.model, loaded.tokenizer, "anna\nemma\n")

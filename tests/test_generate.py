@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from lm.errors import LMError
-from lm.generate import MAX_PROMPT_CHARS, encode_prompt, generate, generate_all, next_token_stages
-from lm.sampling import SamplingSettings
+from lm.run.generate import MAX_PROMPT_CHARS, encode_prompt, generate, generate_all, next_token_stages
+from lm.run.sampling import SamplingSettings
 
 
 def test_same_seed_same_text_and_different_seed_differs(bigram, char_tokenizer):
@@ -108,8 +108,8 @@ def test_step_mode_stages_are_distributions(bigram, char_tokenizer):
 
 
 def test_bpe_text_is_released_in_whole_characters():
-    from lm.generate import _Detokenizer
-    from lm.tokenizer import Tokenizer
+    from lm.run.generate import _Detokenizer
+    from lm.data.tokenizer import Tokenizer
 
     text = "日本語のテキスト 😀 emoji and text. " * 3
     tok = Tokenizer.bpe("plain ascii training text only " * 20, 260)  # multi-byte characters stay split in bytes
@@ -122,7 +122,7 @@ def test_bpe_text_is_released_in_whole_characters():
 
 
 def test_stop_string_split_across_tokens_is_held_back(char_tokenizer):
-    from lm.generate import _Detokenizer
+    from lm.run.generate import _Detokenizer
 
     detok = _Detokenizer(char_tokenizer, stop=("END",))
     released = [detok.push(i) for i in char_tokenizer.encode("abc EN")]

@@ -13,7 +13,7 @@ from transformers import GPT2Config, GPT2LMHeadModel
 
 from lm.errors import LMError
 from lm.models.gpt2 import export_gpt2, hub_name, load_gpt2
-from lm.models.transformer import TransformerConfig, TransformerModel
+from lm.models.transformer.model import TransformerConfig, TransformerModel
 
 transformers.logging.set_verbosity_error()
 
@@ -83,7 +83,7 @@ def test_export_round_trips_through_transformers(kw, tmp_path):
 
 
 def test_tokenizer_is_loaded_and_checked(tmp_path):
-    from lm.tokenizer import Tokenizer
+    from lm.data.tokenizer import Tokenizer
 
     tiny_hf().save_pretrained(tmp_path, safe_serialization=True)
     with pytest.raises(LMError, match="tokenizer.json"):
@@ -151,7 +151,7 @@ def test_hub_names(monkeypatch, tmp_path):
 @pytest.fixture
 def hub_snapshot(saved, tmp_path):
     """A snapshot directory as `snapshot_download` leaves one: the tiny GPT-2 plus a tokenizer.json."""
-    from lm.tokenizer import Tokenizer
+    from lm.data.tokenizer import Tokenizer
 
     snapshot = tmp_path / "snapshots" / "0123abcd"
     snapshot.mkdir(parents=True)
@@ -168,7 +168,7 @@ def test_a_hub_name_downloads_through_huggingface_hub(name, hub_snapshot, saved,
     import huggingface_hub
 
     from lm.cli import main
-    from lm.registry import load_model
+    from lm.store.registry import load_model
 
     calls = []
 
@@ -209,7 +209,7 @@ def test_offline_hub_name_is_a_clear_one_line_error(name, monkeypatch, tmp_path,
 def test_another_architecture_on_the_hub_is_refused_before_its_weights_are_fetched(monkeypatch, tmp_path):
     import huggingface_hub
 
-    from lm.registry import load_model
+    from lm.store.registry import load_model
 
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "llama"}), encoding="utf-8")
     asked = []
@@ -226,8 +226,8 @@ def test_another_architecture_on_the_hub_is_refused_before_its_weights_are_fetch
 
 def test_padded_embedding_rows_are_never_drawn_or_shown(hub_snapshot):
     """GPT-2 checkpoints may pad the embedding past the tokenizer (here 100 rows, 67 tokens)."""
-    from lm.generate import generate_all, next_token_stages
-    from lm.sampling import SamplingSettings
+    from lm.run.generate import generate_all, next_token_stages
+    from lm.run.sampling import SamplingSettings
 
     model, tokenizer, _ = load_gpt2(hub_snapshot)
     assert (model.vocab_size, tokenizer.vocab_size) == (100, 67)

@@ -1,4 +1,4 @@
-"""lm.inspect: summaries on synthetic traces with known answers, and inspect_text on tiny real models."""
+"""lm.inspect.text: summaries on synthetic traces with known answers, and inspect_text on tiny real models."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from lm import inspect as I
-from lm.checkpoint import LoadedModel
+from lm.store.checkpoint import LoadedModel
 from lm.errors import LMError
-from lm.trace import AttentionTrace, RecurrentTrace
+from lm.models.trace import AttentionTrace, RecurrentTrace
 
 
 def one_hot_rows(T: int, key_of) -> torch.Tensor:
@@ -128,7 +128,7 @@ def loaded(model, tokenizer) -> LoadedModel:
 
 
 def test_inspect_text_transformer_caps_at_its_context(char_tokenizer):
-    from lm.models.transformer import TransformerConfig, TransformerModel
+    from lm.models.transformer.model import TransformerConfig, TransformerModel
 
     model = TransformerModel(TransformerConfig(vocab_size=char_tokenizer.vocab_size, context_length=16, n_layers=2,
                                                n_heads=2, d_model=16), generator=torch.Generator().manual_seed(0))
@@ -157,7 +157,7 @@ def test_inspect_text_rnn_uses_the_inspection_cap(char_tokenizer):
 
 
 def test_token_spans_cover_the_text_with_bpe():
-    from lm.tokenizer import Tokenizer
+    from lm.data.tokenizer import Tokenizer
 
     tok = Tokenizer.bpe("the cat sat on the mat. " * 20, 270)
     text = "the mat 😀 é"
@@ -174,7 +174,7 @@ def test_token_spans_cover_the_text_with_bpe():
 
 @pytest.fixture(scope="module")
 def ngram(char_tokenizer):
-    from lm.models.ngram import NgramModel
+    from lm.models.ngram.model import NgramModel
 
     train = "the cat sat on the mat. the dog sat on the log. " * 5
     model = NgramModel.build(char_tokenizer.encode(train), char_tokenizer.vocab_size, order=4)
@@ -215,7 +215,7 @@ def test_top_tokens_and_next_token_distribution(ngram, char_tokenizer):
 
 
 def test_token_counts(char_tokenizer):
-    from lm.tokenizer import Tokenizer
+    from lm.data.tokenizer import Tokenizer
 
     counts = I.token_counts("the cat", {"char": char_tokenizer, "bpe": Tokenizer.bpe("the cat " * 50, 300)})
     assert counts[0].tokens == 7 and counts[0].chars_per_token == pytest.approx(1.0)

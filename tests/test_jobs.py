@@ -1,6 +1,6 @@
 """The background training job manager (lm/jobs.py): cap, cancel, persistence across restarts, uploads.
 
-A fake `train_fn` stands in for `lm.train.train` so these tests take milliseconds; the real training path
+A fake `train_fn` stands in for `lm.train.loop.train` so these tests take milliseconds; the real training path
 is exercised by tests/test_app_pages.py.
 """
 
@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from lm.errors import LMError
-from lm.jobs import JobManager, progress_fraction, save_upload
-from lm.train import TrainEvent, TrainResult, TrainSettings
+from lm.app.jobs import JobManager, progress_fraction, save_upload
+from lm.train.settings import TrainEvent, TrainResult, TrainSettings
 
 
 def fake_train(release: threading.Event | None = None, fail: str | None = None):
@@ -122,7 +122,7 @@ def test_a_replica_sharing_the_home_leaves_a_live_siblings_run_alone(home):
     import subprocess
     import sys
 
-    from lm.jobs import _process_start
+    from lm.app.jobs import _process_start
 
     jobs = home / "jobs"
     jobs.mkdir()
@@ -164,7 +164,7 @@ def test_uploads_are_validated_and_kept(home):
 
 
 def test_max_trainings_from_the_environment(home, monkeypatch):
-    from lm.jobs import max_concurrent_from_env
+    from lm.app.jobs import max_concurrent_from_env
 
     for raw, expected in (("", 1), ("3", 3), ("0", 0)):
         monkeypatch.setenv("LM_MAX_TRAININGS", raw)

@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, strategies as st
 
 from lm.errors import LMError
-from lm.metrics import distinct_n, distinct_n_words, longest_copied_span, score, score_ids
+from lm.run.metrics import distinct_n, distinct_n_words, longest_copied_span, score, score_ids
 
 
 def test_score_matches_the_model_table(bigram, char_tokenizer):

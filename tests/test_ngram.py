@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 
 from lm.errors import LMError
 from lm.models import build_model, config_from_dict
-from lm.models.ngram import SMOOTHINGS, NgramConfig, NgramModel, kn_discounts
-from lm.trace import NgramTrace
+from lm.models.ngram.model import SMOOTHINGS, NgramConfig, NgramModel, kn_discounts
+from lm.models.trace import NgramTrace
 
 NORMALISED = ("mle", "addk", "kneser_ney")
 
@@ -491,7 +491,7 @@ def test_threads_share_a_model():
 
 
 def test_binary_search_and_dense_lookups_agree(monkeypatch):
-    from lm.models import ngram_counts
+    from lm.models.ngram import counts as ngram_counts
 
     rng = np.random.default_rng(8)
     ids = rng.integers(0, 9, 3000)

@@ -13,7 +13,7 @@ from safetensors.torch import load_file, save_file
 from lm.errors import LMError
 from lm.models import build_model, config_from_dict
 from lm.models.rnn import STATE_NAMES, RNNConfig, RNNModel
-from lm.trace import RecurrentTrace
+from lm.models.trace import RecurrentTrace
 
 CELLS = ["rnn", "gru", "lstm"]
 V = 23

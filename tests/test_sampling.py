@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings as hsettings, strategies as st
 
 from lm.errors import LMError
-from lm.sampling import (SamplingSettings, apply_min_p, apply_repetition_penalty, apply_temperature,
+from lm.run.sampling import (SamplingSettings, apply_min_p, apply_repetition_penalty, apply_temperature,
                          apply_top_k, apply_top_p, draw_rows, explain, process, process_rows,
                          sample)
 

@@ -1,4 +1,4 @@
-"""Tests for lm.tokenizer: exact round trips, unknown-character reports, persistence and bad files."""
+"""Tests for lm.data.tokenizer: exact round trips, unknown-character reports, persistence and bad files."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from tokenizers import Tokenizer as HFTokenizer
 
 from lm.errors import LMError
-from lm.tokenizer import UNK_DISPLAY, UNK_ID, Tokenizer, _bytes_to_unicode, train_tokenizer
+from lm.data.tokenizer import UNK_DISPLAY, UNK_ID, Tokenizer, _bytes_to_unicode, train_tokenizer
 
 SETTINGS = settings(deadline=None, max_examples=150, suppress_health_check=[HealthCheck.too_slow])
 

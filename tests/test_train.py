@@ -18,9 +18,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from lm.checkpoint import load_tensors
+from lm.store.checkpoint import load_tensors
 from lm.errors import LMError
-from lm.train import TrainEvent, TrainSettings, lr_at, resume_dir_for, sample_starts, train
+from lm.train.settings import TrainEvent, TrainSettings
+from lm.train.schedule import lr_at, sample_starts
+from lm.train.state import resume_dir_for
+from lm.train.loop import train
 
 ROOT = Path(__file__).resolve().parent.parent
 WORDS = ["cat", "dog", "moon", "sea", "king", "queen", "rose", "wind"]
@@ -49,9 +52,9 @@ def falls(result) -> bool:
 
 @pytest.mark.parametrize("family", ["rnn", "gru", "lstm", "transformer"])
 def test_neural_family_learns_saves_and_generates(family, text_file, tmp_path):
-    from lm.generate import generate
-    from lm.registry import load_model
-    from lm.sampling import SamplingSettings
+    from lm.run.generate import generate
+    from lm.store.registry import load_model
+    from lm.run.sampling import SamplingSettings
 
     result = train(tiny(text_file, tmp_path, family=family, steps=40, lr=1e-2))
     assert falls(result), result.history["train"]
@@ -71,7 +74,7 @@ def test_neural_family_learns_saves_and_generates(family, text_file, tmp_path):
 
 
 def test_transformer_on_names_with_bpe_registers_in_user_dir(tmp_path):
-    from lm.registry import list_models, load_model
+    from lm.store.registry import list_models, load_model
 
     result = train(tiny("names", tmp_path, out=None, name="names-bpe", tokenizer="bpe", vocab_size=300,
                         steps=25, lr=1e-2, max_chars=30_000))
@@ -84,7 +87,7 @@ def test_transformer_on_names_with_bpe_registers_in_user_dir(tmp_path):
 def test_ngram_family_counts(tmp_path):
     events = []
     result = train(tiny("names", tmp_path, family="ngram", order=3), callback=events.append)
-    from lm.registry import load_model
+    from lm.store.registry import load_model
 
     loaded = load_model(str(result.path))
     assert loaded.family == "ngram" and loaded.meta["model"]["order"] == 3
@@ -215,7 +218,7 @@ def test_minutes_budget_ends_the_run(text_file, tmp_path):
     ({"corpus": "no-such-corpus"}, "unknown corpus"),
 ])
 def test_bad_settings_raise_one_line_and_write_nothing(overrides, message, text_file, tmp_path):
-    from lm.registry import home_dir
+    from lm.store.registry import home_dir
 
     before = sorted(p.name for p in home_dir().rglob("*")) if home_dir().exists() else []
     with pytest.raises(LMError) as info:
@@ -255,7 +258,7 @@ def test_cli_killed_then_terminated_then_resumed_finishes(text_file, tmp_path, m
     """SIGKILL a `python -m lm train` process after its first save; resume in-process and stop that run with
     SIGTERM (a clean stop that saves); resume again to the end. (One subprocess: importing torch is slow.)"""
     from lm.cli import main
-    from lm.registry import load_model
+    from lm.store.registry import load_model
 
     home = tmp_path / "home"
     monkeypatch.setenv("LM_PLAYGROUND_HOME", str(home))

@@ -14,8 +14,8 @@ from safetensors.torch import load_file, save_file
 
 from lm.errors import LMError
 from lm.models import build_model, config_from_dict
-from lm.models.transformer import KVCache, TransformerConfig, TransformerModel
-from lm.trace import AttentionTrace
+from lm.models.transformer.model import KVCache, TransformerConfig, TransformerModel
+from lm.models.trace import AttentionTrace
 
 V, C = 29, 32
 

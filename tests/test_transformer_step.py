@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lm.errors import LMError
-from lm.models.transformer import KVCache
+from lm.models.transformer.model import KVCache
 from test_transformer import C, V, make, random_ids
 
 

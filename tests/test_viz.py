@@ -1,4 +1,4 @@
-"""lm.viz: every figure and HTML view, built from synthetic arrays (no model, no browser)."""
+"""lm.viz.figures: every figure and HTML view, built from synthetic arrays (no model, no browser)."""
 
 from __future__ import annotations
 

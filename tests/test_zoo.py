@@ -9,9 +9,9 @@ import json
 
 import pytest
 
-from lm.corpus import load_corpus
-from lm.metrics import score
-from lm.registry import ASSETS_DIR, RECIPE_FILE, list_models, load_model
+from lm.data.corpus import load_corpus
+from lm.run.metrics import score
+from lm.store.registry import ASSETS_DIR, RECIPE_FILE, list_models, load_model
 
 ZOO = [m.path for m in list_models() if m.source == "zoo"]
 

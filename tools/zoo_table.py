@@ -6,7 +6,7 @@
 import json
 import math
 
-from lm.registry import RECIPE_FILE, list_models
+from lm.store.registry import RECIPE_FILE, list_models
 
 
 def main() -> None:
@@ -26,7 +26,7 @@ def main() -> None:
             tokens = f"{training.get('tokens_seen', 0):,}"
         else:
             time_text, tokens = "counted on first use", f"{meta.get('parameters', 0):,} n-grams"
-        print(f"| `{info.name}` | {info.kind} | {info.tokenizer} | {meta.get('parameters', 0):,} | {time_text} | "
+        print(f"| `{info.name}` | {info.variant} | {info.tokenizer} | {meta.get('parameters', 0):,} | {time_text} | "
               f"{tokens} | {bpc * math.log(2):.3f} | {bpc:.3f} |" if bpc else f"| `{info.name}` | … |")
 
 

@@ -11,9 +11,9 @@ import os
 
 import streamlit as st
 
-from lm.checkpoint import LoadedModel
+from lm.store.checkpoint import LoadedModel
 from lm.errors import LMError
-from lm.registry import ModelInfo, list_models, load_model
+from lm.store.registry import ModelInfo, list_models, load_model
 
 
 @st.cache_resource(show_spinner="Loading model…", max_entries=32)
@@ -22,13 +22,13 @@ def cached_model(name: str) -> LoadedModel:
     return load_model(name, device=os.environ.get("LM_DEVICE", "").strip() or "auto")
 
 
-def available_models(families: tuple[str, ...] | None = None, kinds: tuple[str, ...] | None = None) -> list[ModelInfo]:
-    """Models from the registry, optionally only some families (ngram/rnn/transformer) or kinds (lstm, gru…)."""
+def available_models(families: tuple[str, ...] | None = None, variants: tuple[str, ...] | None = None) -> list[ModelInfo]:
+    """Models from the registry, optionally only some families (ngram/rnn/transformer) or variants (lstm, gru…)."""
     models = list_models()
     if families:
         models = [m for m in models if m.family in families]
-    if kinds:
-        models = [m for m in models if m.kind in kinds]
+    if variants:
+        models = [m for m in models if m.variant in variants]
     return models
 
 

@@ -18,9 +18,9 @@ import streamlit as st
 from lm.errors import LMError
 from ui.state import init_from_query
 
-if TYPE_CHECKING:  # importing torch (through lm.sampling) is left to the pages that generate
-    from lm.registry import ModelInfo
-    from lm.sampling import SamplingSettings
+if TYPE_CHECKING:  # importing torch (through lm.run.sampling) is left to the pages that generate
+    from lm.store.registry import ModelInfo
+    from lm.run.sampling import SamplingSettings
 
 # -- page chrome ---------------------------------------------------------------------------------------
 def compact_layout() -> None:
@@ -56,7 +56,7 @@ def clamp_state(ranges: dict[str, tuple[float, float]]) -> None:
 
 def sampling_sidebar(show_samples: bool = True, max_tokens_default: int | None = None) -> SamplingSettings | None:
     """The sampling knobs in the sidebar (values from the URL or defaults); None (and an error) if invalid."""
-    from lm.sampling import SamplingSettings
+    from lm.run.sampling import SamplingSettings
 
     defaults = dict(SAMPLING_DEFAULTS)
     if max_tokens_default is not None:
@@ -91,7 +91,7 @@ def sampling_sidebar(show_samples: bool = True, max_tokens_default: int | None =
 # -- model picker ---------------------------------------------------------------------------------------
 def model_label(info: ModelInfo) -> str:
     bpc = f", {info.valid_bits_per_char:.2f} bits/char" if info.valid_bits_per_char is not None else ""
-    return f"{info.name}  ({info.kind}, {info.tokenizer}{bpc})"
+    return f"{info.name}  ({info.variant}, {info.tokenizer}{bpc})"
 
 
 def preferred_models(models: Sequence[ModelInfo], families: Iterable[str] = ("transformer",)) -> list[str]:

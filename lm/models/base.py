@@ -39,6 +39,10 @@ class ModelConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
 
+    def describe(self) -> str:
+        """The model's shape in a few words, for model lists ("LSTM 2x256")."""
+        return self.family
+
 
 class LanguageModel(ABC):
     """Next-token prediction over a fixed vocabulary, with incremental state and an inspection path."""
@@ -103,7 +107,7 @@ class LanguageModel(ABC):
     # -- inspection path --------------------------------------------------------------------------
     @abstractmethod
     def trace(self, ids: torch.Tensor) -> Any:
-        """Internals for one sequence `ids[T]` (a family-specific dataclass, see `lm.inspect`)."""
+        """Internals for one sequence `ids[T]` (a family-specific dataclass, see `lm.inspect.text`)."""
 
     # -- persistence ------------------------------------------------------------------------------
     @abstractmethod

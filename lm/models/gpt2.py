@@ -20,7 +20,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from lm.errors import LMError
-from lm.models.transformer import TransformerConfig, TransformerModel
+from lm.models.transformer.model import TransformerConfig, TransformerModel
 
 # HF activation_function -> our TransformerConfig.activation
 _HF_ACTIVATIONS = {"gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "gelu": "gelu", "relu": "relu"}
@@ -33,7 +33,7 @@ class GPT2Checkpoint(NamedTuple):
     """What `load_gpt2` returns; unpacks as `model, tokenizer, meta`."""
 
     model: TransformerModel
-    tokenizer: Any  # lm.tokenizer.Tokenizer from the checkpoint's tokenizer.json (None if it has none)
+    tokenizer: Any  # lm.data.tokenizer.Tokenizer from the checkpoint's tokenizer.json (None if it has none)
     meta: dict[str, Any]  # {"format": "hf-gpt2", "model": our config, "tokenizer": {...}, "hf_config": raw}
 
 
@@ -184,7 +184,7 @@ def load_gpt2_dir(directory: str | Path, *, need_tokenizer: bool = True) -> GPT2
     tokenizer = None
     if (directory / "tokenizer.json").is_file():
         # imported here: exporting needs no tokenizer machinery
-        from lm.tokenizer import Tokenizer
+        from lm.data.tokenizer import Tokenizer
 
         tokenizer = Tokenizer.load(directory / "tokenizer.json")
         if tokenizer.vocab_size > config.vocab_size:  # fewer is fine: GPT-2 variants pad the embedding

@@ -23,7 +23,7 @@ from torch import nn
 from lm.device import build_with_weights, check_ids, module_device
 from lm.errors import LMError
 from lm.models.base import LanguageModel, ModelConfig
-from lm.trace import RecurrentTrace
+from lm.models.trace import RecurrentTrace
 
 CELLS = ("rnn", "gru", "lstm")
 _FUSED = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
@@ -66,6 +66,9 @@ class RNNConfig(ModelConfig):
         if not 0.0 <= float(self.dropout) < 1.0:
             raise LMError(f"dropout must be in [0, 1), not {self.dropout!r}")
         self.dropout = float(self.dropout)
+
+    def describe(self) -> str:
+        return f"{self.cell.upper()} {self.n_layers}x{self.d_hidden}"
 
 
 class RNNModel(nn.Module, LanguageModel):

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from lm.models.ngram_smoothing import Smoother
-from lm.trace import NgramOrderRow, NgramTrace
+from lm.models.ngram.smoothing import Smoother
+from lm.models.trace import NgramOrderRow, NgramTrace
 
 _MAX_NOTES = 200
 

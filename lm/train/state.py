@@ -14,7 +14,8 @@ from typing import Any
 import torch
 
 from lm.errors import LMError
-from lm.tokenizer import Tokenizer
+from lm.data.tokenizer import Tokenizer
+from lm.store.checkpoint import _swap_into_place, load_tensors, save_tensors_atomic, write_json_atomic
 
 RESUME_SUFFIX = ".resume"
 RESUME_FORMAT = "lm-playground-resume/1"
@@ -67,8 +68,6 @@ def _load_into(model: torch.nn.Module, tensors: dict[str, torch.Tensor], where: 
 
 def _save_resume(resume_dir: Path, model, optimizer, best_tensors, tokenizer, state: dict[str, Any]) -> None:
     """Write the resume state as a complete sibling directory, then swap it into place."""
-    from lm.checkpoint import _swap_into_place, save_tensors_atomic, write_json_atomic
-
     resume_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=resume_dir.parent, prefix=f".{resume_dir.name}.saving-"))
     try:
@@ -86,8 +85,6 @@ def _save_resume(resume_dir: Path, model, optimizer, best_tensors, tokenizer, st
 
 
 def _read_resume(resume_dir: Path) -> dict[str, Any] | None:
-    from lm.checkpoint import load_tensors
-
     state_file = resume_dir / "state.json"
     if not state_file.is_file():
         return None

@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import re
 import threading
 from pathlib import Path
 from typing import Any
@@ -23,36 +22,15 @@ from typing import Any
 from typing import TYPE_CHECKING
 
 from lm.errors import LMError
+from lm.store.paths import (  # noqa: F401  re-exported: callers name a model's home through the registry
+    ASSETS_DIR, CONFIG_FILE, RECIPE_FILE, TOKENIZER_FILE, cache_dir, home_dir, is_valid_name, user_models_dir,
+    validate_name,
+)
 
 if TYPE_CHECKING:  # listing models must stay cheap: torch is imported only when a model is loaded
-    from lm.checkpoint import LoadedModel
+    from lm.store.checkpoint import LoadedModel
 
-# The shipped zoo; $LM_PLAYGROUND_ASSETS points elsewhere (tests use it to run the app on tiny models only).
-ASSETS_DIR = Path(os.environ.get("LM_PLAYGROUND_ASSETS") or Path(__file__).resolve().parent.parent / "assets")
-CONFIG_FILE, TOKENIZER_FILE = "config.json", "tokenizer.json"  # as in lm.checkpoint
-RECIPE_FILE = "recipe.json"
-_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 _build_lock = threading.Lock()
-
-
-def home_dir() -> Path:
-    return Path(os.environ.get("LM_PLAYGROUND_HOME") or Path.home() / ".lm-playground").expanduser()
-
-
-def user_models_dir() -> Path:
-    return home_dir() / "models"
-
-
-def cache_dir() -> Path:
-    return home_dir() / "cache"
-
-
-def validate_name(name: str) -> str:
-    """Return `name` if it is safe to use as a directory name, else raise LMError."""
-    if not isinstance(name, str) or not _NAME.match(name) or ".." in name:
-        raise LMError(f"invalid model name {name!r}: use 1-64 lowercase letters, digits, '.', '_' or '-', "
-                      "starting with a letter or digit")
-    return name
 
 
 @dataclasses.dataclass
@@ -61,7 +39,7 @@ class ModelInfo:
     source: str  # "zoo" or "user"
     path: Path
     family: str
-    kind: str  # ngram | rnn | gru | lstm | transformer | gpt2
+    variant: str  # ngram | rnn | gru | lstm | transformer | gpt2 (see lm.models.VARIANTS)
     tokenizer: str  # char | bpe
     corpus: str
     parameters: int | None
@@ -93,7 +71,7 @@ def _info(path: Path, source: str) -> ModelInfo | None:
     bpc = metrics.get("valid_bits_per_char")
     return ModelInfo(
         name=path.name, source=source, path=path, family=family,
-        kind=str(model.get("cell") or family), tokenizer=str(meta.get("tokenizer", {}).get("kind", "?")),
+        variant=str(model.get("cell") or family), tokenizer=str(meta.get("tokenizer", {}).get("kind", "?")),
         corpus=str(meta.get("corpus", {}).get("name", "?")), parameters=meta.get("parameters"),
         valid_bits_per_char=float(bpc) if isinstance(bpc, (int, float)) else None,
         description=str(meta.get("description", "")),
@@ -107,7 +85,7 @@ def list_models() -> list[ModelInfo]:
         if not root.is_dir():
             continue
         for path in sorted(root.iterdir()):
-            if path.is_dir() and _NAME.match(path.name):
+            if path.is_dir() and is_valid_name(path.name):
                 info = _info(path, source)
                 if info is not None:
                     found.append(info)
@@ -139,8 +117,8 @@ def load_model(name_or_path: str, device: str | None = None) -> LoadedModel:
     `device` ("auto", "cpu", "cuda", "cuda:N", "mps"; None = the CPU) places a neural model's weights; an
     n-gram model is NumPy tables and always runs on the CPU.
     """
-    from lm.checkpoint import load_checkpoint
-    from lm.models.gpt2 import HUB_PREFIX, download_gpt2, hub_name
+    from lm.store.checkpoint import load_checkpoint  # torch: listing models stays cheap
+    from lm.models.gpt2 import HUB_PREFIX, download_gpt2, hub_name  # torch: as above
 
     repo = hub_name(name_or_path) if isinstance(name_or_path, str) else None  # "hf:gpt2", "owner/name"
     if repo is None:
@@ -157,7 +135,7 @@ def load_model(name_or_path: str, device: str | None = None) -> LoadedModel:
     else:
         loaded = load_checkpoint(path, name=repo or path.name)
     if device is not None and hasattr(loaded.model, "to"):
-        from lm.device import pick_device
+        from lm.device import pick_device  # torch: as above
 
         target = pick_device(device)
         if target.type != "cpu":
@@ -166,37 +144,17 @@ def load_model(name_or_path: str, device: str | None = None) -> LoadedModel:
 
 
 def _load_recipe(path: Path) -> LoadedModel:
-    from lm.checkpoint import load_checkpoint
+    # recipes count tables with NumPy and save them with torch: imported on first load, not on listing
+    from lm.store.checkpoint import load_checkpoint  # torch: listing models stays cheap
+    from lm.store.recipe import build_from_recipe, read_recipe, recipe_settings  # torch: as above
 
     cached = cache_dir() / path.name
     with _build_lock:  # two sessions asking at once build it once
         if (cached / CONFIG_FILE).is_file():
             try:
                 loaded = load_checkpoint(cached, name=path.name)
-                recipe = json.loads((path / RECIPE_FILE).read_text(encoding="utf-8"))
-                if recipe_settings(loaded.meta.get("recipe", {})) == recipe_settings(recipe):
+                if recipe_settings(loaded.meta.get("recipe", {})) == recipe_settings(read_recipe(path)):
                     return loaded
             except LMError:
                 pass  # a stale or damaged cache is rebuilt below
         return build_from_recipe(path, cached)
-
-
-def recipe_settings(recipe: dict[str, Any]) -> dict[str, Any]:
-    """The flat settings `lm.train.build_ngram` takes, from a recipe.json (which reads like a config.json)."""
-    model, tokenizer = recipe.get("model", {}), recipe.get("tokenizer", {})
-    return {"corpus": recipe.get("corpus", {}).get("name", "shakespeare"), "tokenizer": tokenizer.get("kind", "char"),
-            "vocab_size": tokenizer.get("vocab_size"), "order": model.get("order", 5),
-            "smoothing": model.get("smoothing", "kneser_ney")}
-
-
-def build_from_recipe(path: Path, destination: Path) -> LoadedModel:
-    """Build the model a zoo recipe describes and save it at `destination`."""
-    from lm.checkpoint import load_checkpoint, save_checkpoint
-    from lm.train import build_ngram  # the training module owns every way of producing a model
-
-    recipe = json.loads((path / RECIPE_FILE).read_text(encoding="utf-8"))
-    tokenizer_path = path / TOKENIZER_FILE if (path / TOKENIZER_FILE).is_file() else None
-    model, tokenizer, meta = build_ngram(recipe_settings(recipe), tokenizer_path=tokenizer_path, evaluate=False)
-    meta.update({"recipe": recipe, "description": recipe.get("description", ""), "metrics": recipe.get("metrics", {})})
-    save_checkpoint(destination, model, tokenizer, meta)
-    return load_checkpoint(destination, name=path.name)

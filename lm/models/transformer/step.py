@@ -21,6 +21,7 @@ import torch
 
 from lm.device import sync_blas_threads
 from lm.errors import LMError
+from lm.models.transformer.block import ACTIVATIONS
 
 
 def _view(tensor: torch.Tensor | None) -> np.ndarray | None:
@@ -46,8 +47,6 @@ class NumpyWeights:
         self.ln_f = (_view(model.ln_f.weight), _view(model.ln_f.bias))
         self.head = _view(model.lm_head.weight)  # [V, D]; the same memory as wte when tied
         self.n_heads, self.eps, self.vocab_size = c.n_heads, c.layer_norm_eps, c.vocab_size
-        from lm.models.transformer import ACTIVATIONS
-
         # The activation goes through torch (one op per layer): NumPy has no erf for the exact GELU, and
         # sharing torch's function keeps the two paths identical there.
         self.act = ACTIVATIONS[c.activation]

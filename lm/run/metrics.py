@@ -19,10 +19,11 @@ from typing import Sequence
 import torch
 
 from lm.errors import LMError
-from lm.generate import MAX_PROMPT_CHARS, START_TEXT
+from lm.run.generate import MAX_PROMPT_CHARS, START_TEXT
 from lm.models.base import LanguageModel
 
 MAX_SCORE_CHARS = 2_000_000
+CHECK_CHARS = 2_000  # held-out characters a test re-scores to check a shipped model's recorded metrics
 _UNBOUNDED_WINDOW = 4096  # window for models without a context limit (RNN, n-gram): bounds memory only
 
 
@@ -179,3 +180,20 @@ def longest_copied_span(text: str, corpus_text: str, max_text_chars: int = MAX_P
             break
     span = text[best_start:best_start + best]
     return CopiedSpan(span, best_start if best else 0, corpus_text.find(span) if best else -1)
+
+
+def held_out_metrics(model: LanguageModel, tokenizer, valid_text: str, max_chars: int) -> dict[str, float]:
+    """Bits and nats per character of (the start of) the held-out text, as a checkpoint records them.
+
+    `check_bits_per_char` scores only the first CHECK_CHARS characters: cheap enough for a test to recompute
+    exactly, so a shipped checkpoint can be checked against what its config.json claims.
+    """
+    result = score(model, tokenizer, valid_text[:max_chars])
+    check = score(model, tokenizer, valid_text[:CHECK_CHARS])
+    return {
+        "valid_bits_per_char": round(result.bits_per_char, 4),
+        "valid_nats_per_char": round(result.nats_per_char, 4),
+        "valid_chars_scored": result.characters,
+        "check_bits_per_char": round(check.bits_per_char, 4),
+        "check_chars": CHECK_CHARS,
+    }

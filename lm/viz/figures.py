@@ -1,4 +1,4 @@
-"""Plotly figures and small HTML views of what `lm.inspect` computes: pure functions, no Streamlit.
+"""Plotly figures and small HTML views of what `lm.inspect.text` computes: pure functions, no Streamlit.
 
 Every view of the app's internals pages is built here from plain arrays and token strings, so a notebook
 can draw the same picture (`fig.show()`), and tests can check the figures without a browser.
@@ -27,6 +27,8 @@ import numpy as np
 import pandas  # noqa: F401  Plotly peeks at sys.modules["pandas"]: import it fully first (see below)
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
+
+from lm.inspect import SIGMOID_STATES, TANH_STATES
 
 FONT = dict(size=15)
 MAX_LABEL_CHARS = 12
@@ -189,8 +191,6 @@ def head_summary_figure(entropy, distance, max_entropy: float | None = None,
 
 def state_colors(name: str, values: np.ndarray) -> dict[str, Any]:
     """Colour scale for one recurrent state: sequential 0..1 for gates, diverging around 0 otherwise."""
-    from lm.inspect import SIGMOID_STATES, TANH_STATES
-
     if name in SIGMOID_STATES:
         return dict(colorscale="Viridis", zmin=0.0, zmax=1.0)
     bound = 1.0 if name in TANH_STATES else _diverging_range(values, None)
@@ -280,7 +280,7 @@ def smoothing_bars(comparison: Mapping[str, Sequence[tuple[int, str, float]]]) -
 def order_chart(scores: Iterable[Any], per: str = "character") -> go.Figure:
     """Held-out bits per character against n-gram order, one line per smoothing method.
 
-    `scores` are `lm.inspect.OrderScore`s. Infinite scores (MLE meets an unseen n-gram) are drawn as ✕ on a
+    `scores` are `lm.inspect.text.OrderScore`s. Infinite scores (MLE meets an unseen n-gram) are drawn as ✕ on a
     dashed "∞" line above the finite ones.
     """
     scores = list(scores)
@@ -383,8 +383,6 @@ def attention_text_html(pieces: Sequence[str], weights, chosen: int) -> str:
 
 def unit_text_html(pieces: Sequence[str], values, name: str, unit: int) -> str:
     """One unit's activation as colour on the text: diverging for tanh states, sequential for gates."""
-    from lm.inspect import SIGMOID_STATES
-
     v = _arr(values)
     titles = [f"{name}[{unit}] = {x:+.3f}" for x in v]
     if name in SIGMOID_STATES:

@@ -25,7 +25,6 @@ every scalar (step, counters, optimizer hyper-parameters, loss history) as JSON.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os
@@ -39,152 +38,19 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lm.corpus import load_corpus
+from lm.data.corpus import load_corpus
+from lm.data.tokenizer import make_tokenizer
 from lm.errors import LMError
-from lm.metrics import score
-from lm.tokenizer import Tokenizer
-from lm.train_settings import (  # noqa: F401  the settings' public names are re-exported: import them from here
-    FAMILY_CHOICES, OPTIMIZER_CHOICES, PRESET_CHOICES, PRESETS, SMOOTHING_CHOICES, VALID_SCORE_CHARS, Callback,
-    TrainEvent, TrainResult, TrainSettings, _config_for, _Plan, resolve_settings,
-)
-from lm.train_state import (  # noqa: F401  as above, for the resume state
-    RESUME_FORMAT, RESUME_SUFFIX, _load_into, _read_resume, _save_resume, _unflatten_optimizer, resume_dir_for,
-)
+from lm.models import FAMILIES, build_model, family_classes
+from lm.run.metrics import held_out_metrics
+from lm.store.checkpoint import save_checkpoint
+from lm.train.ngram import train_ngram
+from lm.train.schedule import DistInfo, init_distributed, train_device, lr_at, sample_starts
+from lm.train.settings import Callback, TrainEvent, TrainResult, TrainSettings, _Plan, emit, resolve_settings
+from lm.train.state import _load_into, _read_resume, _save_resume, _unflatten_optimizer, resume_dir_for
 
-CHECK_CHARS = 2_000  # held-out characters a test re-scores to check a shipped model's recorded metrics
 _GLOBAL_RNG_LOCK = threading.Lock()  # held while a run's forward pass uses the (forked, seeded) global RNG
 CHECKSUM_ENV = "LM_TRAIN_CHECKSUM_DIR"  # tests: each rank writes its final parameter checksum here
-
-
-# -- shared helpers (also used by the registry's n-gram recipes) -----------------------------------------
-def make_tokenizer(kind: str, corpus_text: str, train_text: str, vocab_size: int | None = None) -> Tokenizer:
-    """A character tokenizer over the whole corpus's alphabet, or a byte-level BPE trained on train text."""
-    if kind == "char":
-        return Tokenizer.char(corpus_text)
-    if kind == "bpe":
-        return Tokenizer.bpe(train_text, vocab_size or 2048)
-    raise LMError(f"unknown tokenizer {kind!r} (use 'char' or 'bpe')")
-
-
-def held_out_metrics(model, tokenizer, valid_text: str, max_chars: int = VALID_SCORE_CHARS) -> dict[str, float]:
-    """Bits and nats per character of (the start of) the held-out text.
-
-    `check_bits_per_char` scores only the first CHECK_CHARS characters: cheap enough for a test to recompute
-    exactly, so a shipped checkpoint can be checked against what its config.json claims.
-    """
-    result = score(model, tokenizer, valid_text[:max_chars])
-    check = score(model, tokenizer, valid_text[:CHECK_CHARS])
-    return {
-        "valid_bits_per_char": round(result.bits_per_char, 4),
-        "valid_nats_per_char": round(result.nats_per_char, 4),
-        "valid_chars_scored": result.characters,
-        "check_bits_per_char": round(check.bits_per_char, 4),
-        "check_chars": CHECK_CHARS,
-    }
-
-
-def build_ngram(recipe: dict[str, Any], tokenizer_path: Path | None = None, evaluate: bool = True):
-    """Count an n-gram model as `recipe` says: corpus, tokenizer, vocab_size, order, smoothing.
-
-    `evaluate=False` skips scoring the held-out text (a zoo recipe already records its metrics).
-    """
-    from lm.models.ngram import NgramModel
-
-    started = time.perf_counter()
-    corpus = load_corpus(recipe.get("corpus", "shakespeare"), max_chars=recipe.get("max_chars"))
-    split = corpus.split()
-    if tokenizer_path is not None:
-        tokenizer = Tokenizer.load(tokenizer_path)
-    else:
-        tokenizer = make_tokenizer(recipe.get("tokenizer", "char"), corpus.text, split.train.text,
-                                   recipe.get("vocab_size"))
-    # One stream, separators included: a names model must learn that a name ends with a newline.
-    ids = tokenizer.encode_array(split.train.text)
-    model = NgramModel.build(ids, tokenizer.vocab_size, order=int(recipe.get("order", 5)),
-                             smoothing=recipe.get("smoothing", "kneser_ney"))
-    seconds = time.perf_counter() - started
-    meta = {
-        "corpus": {"name": corpus.name, "split": split.info},
-        "training": {"method": "counting", "seconds": round(seconds, 2), "tokens": len(ids)},
-        "metrics": held_out_metrics(model, tokenizer, split.valid.text) if evaluate else {},
-    }
-    return model, tokenizer, meta
-
-
-def lr_at(step: int, base: float, warmup: int, total: int, progress: float | None = None) -> float:
-    """Linear warm-up over `warmup` steps, then cosine decay to 10% of `base` at the end of the run.
-
-    `progress` (0..1) replaces step/total when a time budget bounds the run.
-    """
-    if step < warmup:
-        return base * (step + 1) / warmup
-    if progress is None:
-        progress = (step - warmup) / max(1, total - warmup)
-    progress = min(1.0, max(0.0, progress))
-    return base * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * progress)))
-
-
-def batch_rng(seed: int, rank: int, step: int) -> np.random.Generator:
-    """The random stream of one step of one rank: a pure function of its arguments (exact resumes)."""
-    return np.random.default_rng([seed, rank, step])
-
-
-def sample_starts(seed: int, rank: int, step: int, n_windows: int, batch_size: int) -> tuple[np.ndarray, int]:
-    """Start offsets of a batch of random contiguous windows, and a seed for that step's dropout masks."""
-    rng = batch_rng(seed, rank, step)
-    starts = rng.integers(0, n_windows, size=batch_size)
-    return starts, int(rng.integers(0, 2**62))
-
-
-# -- distributed plumbing ---------------------------------------------------------------------------------
-@dataclasses.dataclass
-class _Dist:
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-    owns_group: bool = False  # we initialised the process group (and so tear it down)
-
-    @property
-    def enabled(self) -> bool:
-        return self.world_size > 1
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def _init_distributed(device: torch.device) -> _Dist:
-    """Join the process group torchrun describes in the environment (a plain run: world size 1)."""
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        return _Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), False)
-    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
-    if world <= 1:
-        return _Dist()
-    if not dist.is_available():
-        raise LMError("WORLD_SIZE > 1 but this PyTorch build has no torch.distributed")
-    rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
-    backend = "nccl" if device.type == "cuda" else "gloo"
-    if device.type == "cuda":
-        torch.cuda.set_device(local_rank)
-    dist.init_process_group(backend=backend, rank=rank, world_size=world)
-    return _Dist(rank, world, local_rank, True)
-
-
-def _train_device(preference: str, dist_info_world: int) -> torch.device:
-    from lm.device import pick_device
-
-    device = pick_device(preference)
-    if device.type == "cuda" and dist_info_world > 1 and device.index is None:
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-    return device
-
-
-# -- the run ------------------------------------------------------------------------------------------------
-def _emit(callback: Callback | None, event: TrainEvent) -> bool:
-    """Send an event; True when the callback asks the run to stop."""
-    return bool(callback(event)) if callback is not None else False
 
 
 def _stop_requested(settings: TrainSettings) -> bool:
@@ -192,50 +58,17 @@ def _stop_requested(settings: TrainSettings) -> bool:
     return bool(flag is not None and flag.is_set())
 
 
-def _describe(settings: TrainSettings, plan: _Plan, corpus_name: str) -> str:
-    if settings.description:
-        return settings.description
-    a = plan.model_args
-    if plan.kind == "ngram":
-        shape = f"order-{a['order']} n-gram ({a['smoothing']})"
-    elif plan.kind == "rnn":
-        shape = f"{a['cell'].upper()} {a['n_layers']}x{a['d_hidden']}"
-    else:
-        shape = f"Transformer {a['n_layers']} layers x {a['n_heads']} heads x {a['d_model']}, context {a['context_length']}"
-    return f"{shape} trained on {corpus_name} ({settings.tokenizer} tokens)"
-
-
-def _train_ngram(settings: TrainSettings, plan: _Plan, callback: Callback | None) -> TrainResult:
-    from lm.checkpoint import save_checkpoint
-
-    started = time.perf_counter()
-    _emit(callback, TrainEvent(0, 1, None, None, 0.0, 0.0, 0.0, "setup", message="counting n-grams"))
-    recipe = {"corpus": settings.corpus, "tokenizer": settings.tokenizer, "vocab_size": settings.vocab_size,
-              "order": plan.model_args["order"], "smoothing": plan.model_args["smoothing"],
-              "max_chars": settings.max_chars}
-    model, tokenizer, meta = build_ngram(recipe)
-    meta["name"] = plan.name
-    meta["description"] = _describe(settings, plan, meta["corpus"]["name"])
-    meta["training"].update({"settings": settings.to_json(), "device": "cpu", "tokens_seen": meta["training"]["tokens"]})
-    save_checkpoint(plan.directory, model, tokenizer, meta)
-    seconds = time.perf_counter() - started
-    _emit(callback, TrainEvent(1, 1, None, None, 0.0, 0.0, seconds, "done",
-                               valid_bits_per_char=meta["metrics"]["valid_bits_per_char"],
-                               message=f"saved {plan.directory}"))
-    return TrainResult(plan.name, plan.directory, model, tokenizer, meta, 1, seconds, False, {})
-
-
 def train(settings: TrainSettings, callback: Callback | None = None) -> TrainResult:
     """Train (or count) the model `settings` describe and save its checkpoint; see the module docstring."""
     plan = resolve_settings(settings)
-    if plan.kind == "ngram":
-        return _train_ngram(settings, plan, callback)
+    if not FAMILIES[plan.family].gradient:
+        return train_ngram(settings, plan, callback)
     previous_threads = torch.get_num_threads()
     if settings.threads is not None:
         torch.set_num_threads(settings.threads)
     world = int(os.environ.get("WORLD_SIZE", "1") or 1)
-    device = _train_device(settings.device, world)
-    dist_info = _init_distributed(device)
+    device = train_device(settings.device, world)
+    dist_info = init_distributed(device)
     try:
         return _Run(settings, plan, device, dist_info, callback).run()
     finally:
@@ -250,7 +83,7 @@ def train(settings: TrainSettings, callback: Callback | None = None) -> TrainRes
 class _Run:
     """One gradient-training run; split into methods only to keep each step readable."""
 
-    def __init__(self, settings: TrainSettings, plan: _Plan, device: torch.device, dist_info: _Dist,
+    def __init__(self, settings: TrainSettings, plan: _Plan, device: torch.device, dist_info: DistInfo,
                  callback: Callback | None):
         self.s, self.plan, self.device, self.dist, self.callback = settings, plan, device, dist_info, callback
         self.resume_dir = resume_dir_for(plan.directory)
@@ -264,7 +97,7 @@ class _Run:
                     tokens_per_second=0.0, elapsed=self._elapsed() if hasattr(self, "t0") else 0.0, phase=phase,
                     valid_bits_per_char=getattr(self, "last_valid_bpc", None))
         base.update(kw)
-        return _emit(self.callback, TrainEvent(**base))
+        return emit(self.callback, TrainEvent(**base))
 
     def _elapsed(self) -> float:
         return self.elapsed_before + (time.perf_counter() - self.t0)
@@ -301,10 +134,8 @@ class _Run:
         self.valid_tokens_per_char = len(valid_ids) / max(1, len(split.valid.text))
 
     def _build(self, saved: dict[str, Any] | None) -> None:
-        from lm.models import family_classes
-
-        config = _config_for(self.plan.kind, self.plan.model_args, self.tokenizer.vocab_size)
-        _, model_cls = family_classes(self.plan.kind)
+        config = self.plan.config(self.tokenizer.vocab_size)
+        _, model_cls = family_classes(self.plan.family)
         generator = torch.Generator().manual_seed(self.s.seed)
         # same initial weights on every rank. Module constructors also run PyTorch's default init on the global
         # RNG before `generator` overwrites it: fork it, so that draw cannot shift another run's dropout masks
@@ -410,8 +241,7 @@ class _Run:
             "elapsed": self._elapsed(), "tokens_seen": self.tokens_seen, "history": self.history,
             "best_loss": None if math.isinf(self.best_loss) else self.best_loss, "best_step": self.best_step,
             "last_valid": self.last_valid, "last_valid_bpc": self.last_valid_bpc,
-            "world_size": self.dist.world_size, "model": _config_for(self.plan.kind, self.plan.model_args,
-                                                                     self.tokenizer.vocab_size).to_dict(),
+            "world_size": self.dist.world_size, "model": self.plan.config(self.tokenizer.vocab_size).to_dict(),
         }
 
     def _save_resume(self) -> None:
@@ -424,10 +254,10 @@ class _Run:
     def _meta(self, metrics: dict[str, Any], finished: bool) -> dict[str, Any]:
         return {
             "name": self.plan.name,
-            "description": _describe(self.s, self.plan, self.corpus.name),
+            "description": self.plan.describe(self.s, self.corpus.name),
             "corpus": {"name": self.corpus.name, "split": self.split.info},
             "training": {
-                "method": "gradient", "family": self.plan.family, "settings": self.s.to_json(),
+                "method": "gradient", "family": self.plan.variant, "settings": self.s.to_json(),
                 "steps": self.step, "planned_steps": self.plan.steps, "finished": finished,
                 "tokens_seen": self.tokens_seen, "seconds": round(self._elapsed(), 2),
                 "device": str(self.device), "world_size": self.dist.world_size,
@@ -445,10 +275,7 @@ class _Run:
 
     def _write_best_checkpoint(self, final: bool, finished: bool) -> None:
         """Save the best weights so far as the checkpoint (final: with the full held-out metrics)."""
-        from lm.checkpoint import save_checkpoint
-        from lm.models import build_model
-
-        config = _config_for(self.plan.kind, self.plan.model_args, self.tokenizer.vocab_size)
+        config = self.plan.config(self.tokenizer.vocab_size)
         tensors = self.best_tensors if self.best_tensors is not None else self.model.state_tensors()
         best = build_model(config, {k: v.detach().cpu() for k, v in tensors.items()})
         best.eval()
@@ -487,7 +314,7 @@ class _Run:
         self._load_data(saved)
         self._build(saved)
         if saved is not None:
-            expected = _config_for(plan.kind, plan.model_args, self.tokenizer.vocab_size).to_dict()
+            expected = plan.config(self.tokenizer.vocab_size).to_dict()
             if saved["model"] != expected:
                 raise LMError(f"{self.resume_dir.name} holds a model of another shape; resume with the same "
                               "model settings or delete it to start over")

@@ -5,7 +5,7 @@ only draw what these functions return.
 
 - `generate_column`: one model's continuation of a prompt with its speed and diversity numbers;
 - `cross_score`: bits per character of every text under every model (a character model and a BPE model are
-  comparable only per character, see `lm.metrics`);
+  comparable only per character, see `lm.run.metrics`);
 - `surprisal_by_char`: one text's per-token surprisal laid out on character positions, so models with
   different tokenizers line up on one x axis;
 - `knob_stages`: the next-token distribution after each sampling knob, restricted to the tokens worth
@@ -22,11 +22,13 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from lm.checkpoint import LoadedModel
+from lm.store.checkpoint import LoadedModel
 from lm.errors import LMError
-from lm.generate import MAX_PROMPT_CHARS, GeneratedToken, encode_prompt, generate
-from lm.metrics import CopiedSpan, distinct_n_words, longest_copied_span, score
-from lm.sampling import SamplingSettings
+from lm.models import FAMILIES
+from lm.run.generate import MAX_PROMPT_CHARS, GeneratedToken, encode_prompt, generate
+from lm.run.metrics import CopiedSpan, distinct_n_words, longest_copied_span, score
+from lm.run.sampling import SamplingSettings
+from lm.data.corpus import BUILTIN_CORPORA, load_corpus
 
 
 # -- one model's column on the Compare page ---------------------------------------------------------
@@ -96,7 +98,7 @@ def _codes(text: str) -> np.ndarray:
 class CorpusIndex:
     """A training text with every k-gram's positions, sorted by hash, for a fast memorisation meter.
 
-    `lm.metrics.longest_copied_span` searches the whole corpus each time a candidate span is *not* in it,
+    `lm.run.metrics.longest_copied_span` searches the whole corpus each time a candidate span is *not* in it,
     which on a multi-megabyte corpus costs a millisecond or more per generated character. Here a span of k or
     more characters is looked up through its rarest k-gram: the positions where that k-gram occurs are the
     only places the span can start from, so checking them (a few, usually) replaces the scan. Spans shorter
@@ -142,7 +144,7 @@ class CorpusIndex:
             return False
 
         best, best_start = 0, 0
-        for start in range(m):  # the same two-pointer walk as lm.metrics.longest_copied_span
+        for start in range(m):  # the same two-pointer walk as lm.run.metrics.longest_copied_span
             while start + best < m and occurs(start, best + 1):
                 best, best_start = best + 1, start
             if start + best >= m:
@@ -171,8 +173,6 @@ def corpus_source(meta: dict) -> tuple[str, str | None, int | None] | None:
 
 def training_text(name: str, path: str | None = None, max_chars: int | None = None) -> str:
     """The training part of a corpus (built-in name, or a user corpus file at `path`), as the model saw it."""
-    from lm.corpus import BUILTIN_CORPORA, load_corpus
-
     if name in BUILTIN_CORPORA and path is None:
         corpus = load_corpus(name, max_chars=max_chars)
     elif path:
@@ -253,7 +253,7 @@ class StageView:
 
 
 def knob_stages(pieces: Sequence[str], stages: Sequence[tuple[str, torch.Tensor]], top_n: int = 20) -> StageView:
-    """Restrict `lm.generate.next_token_stages` output to the `top_n` most likely tokens under the model.
+    """Restrict `lm.run.generate.next_token_stages` output to the `top_n` most likely tokens under the model.
 
     A token is "kept" at a stage if it still has non-zero probability; the last stage is what is sampled.
     """
@@ -275,13 +275,13 @@ def knob_stages(pieces: Sequence[str], stages: Sequence[tuple[str, torch.Tensor]
 
 
 # -- which models to compare by default -------------------------------------------------------------
-LINEUP_FAMILIES = ("ngram", "rnn", "transformer")
+LINEUP_FAMILIES = tuple(FAMILIES)  # one of each family, in the specs' order
 
 
 def default_lineup(infos: Sequence, corpus: str = "shakespeare", tokenizer: str = "char") -> list[str]:
     """Names of an n-gram, a recurrent and a Transformer model trained on one corpus with one tokenizer.
 
-    `infos` are `lm.registry.ModelInfo`s. The (corpus, tokenizer) group covering the most families wins;
+    `infos` are `lm.store.registry.ModelInfo`s. The (corpus, tokenizer) group covering the most families wins;
     ties go to `corpus`/`tokenizer` (char Shakespeare), then to zoo models. Within a family an LSTM is
     preferred, then zoo over user models, then the lowest held-out bits/char.
     """
@@ -302,7 +302,7 @@ def default_lineup(infos: Sequence, corpus: str = "shakespeare", tokenizer: str 
     for family in LINEUP_FAMILIES:
         candidates = [m for m in members if m.family == family]
         if candidates:
-            best = min(candidates, key=lambda m: (m.kind != "lstm", m.source != "zoo",
+            best = min(candidates, key=lambda m: (m.variant != "lstm", m.source != "zoo",
                                                   m.valid_bits_per_char if m.valid_bits_per_char is not None
                                                   else math.inf, m.name))
             chosen.append(best.name)

@@ -8,7 +8,7 @@ Three ways to run the same weights:
 - `logits` (training, scoring): whole sequences through `F.scaled_dot_product_attention(is_causal=True)`;
 - `start` / `prefill` / `step` (generation): a preallocated KV cache, so a new token costs one pass of one
   position over the model instead of recomputing the whole window (at batch 1 on the CPU the step runs in
-  NumPy on the same weights and cache, `lm.models.transformer_step`; `step_torch` is the same step in torch);
+  NumPy on the same weights and cache, `lm.models.transformer.step`; `step_torch` is the same step in torch);
 - `trace` (inspection): attention probabilities computed explicitly as softmax(Q K^T / sqrt(d)) under the
   causal mask, plus how strongly each head writes into the residual stream.
 """
@@ -26,15 +26,10 @@ from torch import nn
 from lm.device import build_with_weights, check_ids, module_device
 from lm.errors import LMError
 from lm.models.base import LanguageModel, ModelConfig
-from lm.models.transformer_step import NumpyStep, NumpyWeights
-from lm.trace import AttentionTrace
+from lm.models.transformer.block import ACTIVATIONS
+from lm.models.transformer.step import NumpyStep, NumpyWeights
+from lm.models.trace import AttentionTrace
 
-# activation name -> function. "gelu_tanh" is GPT-2's "gelu_new": 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
-ACTIVATIONS = {
-    "gelu": F.gelu,
-    "gelu_tanh": lambda x: F.gelu(x, approximate="tanh"),
-    "relu": F.relu,
-}
 
 
 def _whole(name: str, value, low: int = 1) -> None:
@@ -75,6 +70,10 @@ class TransformerConfig(ModelConfig):
             raise LMError(f"unknown activation {self.activation!r} (choose from {', '.join(ACTIVATIONS)})")
         self.dropout = float(self.dropout)
         self.layer_norm_eps = float(self.layer_norm_eps)
+
+    def describe(self) -> str:
+        return (f"Transformer {self.n_layers} layers x {self.n_heads} heads x {self.d_model}, "
+                f"context {self.context_length}")
 
 
 class KVCache:

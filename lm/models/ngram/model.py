@@ -3,7 +3,7 @@
 Counting
 --------
 `NgramModel.build` counts every n-gram of the training ids once, with vectorised numpy, into sorted per-order
-tables (`lm.models.ngram_counts` describes them); the saved tensors are only the counts. One build at order n
+tables (`lm.models.ngram.counts` describes them); the saved tensors are only the counts. One build at order n
 serves every order <= n and every smoothing: `with_settings(order=, smoothing=)` returns a view sharing the
 arrays.
 
@@ -59,13 +59,14 @@ import numpy as np
 import torch
 
 from lm.errors import LMError
+from lm.models import FAMILIES
 from lm.models.base import LanguageModel, ModelConfig
-from lm.models.ngram_counts import MAX_ORDER, _count, _Tables, kn_discounts
-from lm.models.ngram_smoothing import Smoother
-from lm.models.ngram_trace import backoff_trace
-from lm.trace import NgramTrace
+from lm.models.ngram.counts import MAX_ORDER, _count, _Tables, kn_discounts
+from lm.models.ngram.smoothing import Smoother
+from lm.models.ngram.backoff import backoff_trace
+from lm.models.trace import NgramTrace
 
-SMOOTHINGS = ("mle", "addk", "kneser_ney", "stupid_backoff")
+SMOOTHINGS = FAMILIES["ngram"].choices["smoothing"]
 DEFAULT_K = 0.01
 DEFAULT_ALPHA = 0.4
 _CHUNK_FLOATS = 1 << 21  # rows built at once on the batched paths
@@ -106,6 +107,9 @@ class NgramConfig(ModelConfig):
         if isinstance(self.backoff_alpha, bool) or not (math.isfinite(alpha) and 0 < alpha <= 1):
             raise LMError(f"stupid back-off alpha must be in (0, 1], not {self.backoff_alpha!r}")
         self.vocab_size, self.order, self.k, self.backoff_alpha = int(self.vocab_size), int(self.order), k, alpha
+
+    def describe(self) -> str:
+        return f"order-{self.order} n-gram ({self.smoothing})"
 
 
 # ---------------------------------------------------------------------------------------------------------

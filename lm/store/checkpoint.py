@@ -25,12 +25,13 @@ from typing import Any
 import torch
 
 from lm.errors import LMError
-from lm.textio import atomic_write_text
+from lm.data.textio import write_json_atomic
 from lm.models import build_model, config_from_dict
 from lm.models.base import LanguageModel
+from lm.store.paths import CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE
+from lm.data.tokenizer import Tokenizer
 
 FORMAT = "lm-playground/1"
-CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE = "config.json", "model.safetensors", "tokenizer.json"
 
 
 @dataclasses.dataclass
@@ -39,7 +40,7 @@ class LoadedModel:
 
     name: str
     model: LanguageModel
-    tokenizer: Any  # lm.tokenizer.Tokenizer
+    tokenizer: Any  # lm.data.tokenizer.Tokenizer
     meta: dict[str, Any]  # the whole config.json
     path: Path | None
 
@@ -64,11 +65,6 @@ def _read_json(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise LMError(f"{path.parent.name}: {path.name} is not a JSON object")
     return data
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to a temporary file beside `path` and rename it into place."""
-    atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
 def save_tensors_atomic(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
@@ -169,14 +165,12 @@ def is_hf_gpt2_dir(directory: Path) -> bool:
 
 def load_checkpoint(directory: Path | str, name: str | None = None) -> LoadedModel:
     """Load a checkpoint directory (ours, or a Hugging Face GPT-2 snapshot), or raise a one-line LMError."""
-    from lm.tokenizer import Tokenizer
-
     directory = Path(directory)
     if not directory.is_dir():
         raise LMError(f"no model directory at {directory}")
     name = name or directory.name
     if is_hf_gpt2_dir(directory):
-        from lm.models.gpt2 import load_gpt2
+        from lm.models.gpt2 import load_gpt2  # only for GPT-2 directories: keeps the Hub client out
 
         model, tokenizer, meta = load_gpt2(directory)
         return LoadedModel(name, model, tokenizer, meta, directory)

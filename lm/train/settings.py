@@ -1,7 +1,7 @@
 """Training settings: the presets, the allowed choices, `TrainSettings` / `TrainEvent` / `TrainResult`, and
 `resolve_settings`, which checks every setting and fills in the preset's defaults before any work is done.
 
-`lm.train` re-exports every public name here; import them from there.
+`lm.train.loop` re-exports every public name here; import them from there.
 """
 
 from __future__ import annotations
@@ -15,41 +15,17 @@ from typing import Any
 
 import numpy as np
 
+from lm.data.tokenizer import MAX_BPE_VOCAB, MIN_BPE_VOCAB, TOKENIZER_KINDS
 from lm.errors import LMError
+from lm.models import FAMILIES, SIZES, VARIANTS, family_classes, spec_for_variant
+from lm.store.registry import user_models_dir, validate_name
 
-VALID_SCORE_CHARS = 200_000  # held-out characters scored for the recorded metrics
-FAMILY_CHOICES = ("ngram", "rnn", "gru", "lstm", "transformer")
-PRESET_CHOICES = ("tiny", "small", "medium", "large")
+FAMILY_CHOICES = tuple(VARIANTS)  # what `family` accepts: a family or one of its variants (lstm, gru, ...)
+PRESET_CHOICES = SIZES
 OPTIMIZER_CHOICES = ("adamw", "sgd")
-SMOOTHING_CHOICES = ("mle", "addk", "kneser_ney", "stupid_backoff")
-
-# Per family and size: model shape and the training settings that suit it. Any of these can be overridden
-# one by one (--layers, --width, --lr, ...). Sizes follow nanoGPT's / char-rnn's small character models.
-PRESETS: dict[str, dict[str, dict[str, Any]]] = {
-    "ngram": {
-        "tiny": {"order": 3}, "small": {"order": 5}, "medium": {"order": 6}, "large": {"order": 8},
-    },
-    "recurrent": {
-        "tiny": {"layers": 1, "width": 64, "embed": 32, "context": 32, "dropout": 0.0, "lr": 3e-3,
-                 "batch_size": 16, "steps": 300},
-        "small": {"layers": 2, "width": 256, "embed": 64, "context": 128, "dropout": 0.1, "lr": 2e-3,
-                  "batch_size": 32, "steps": 3000},
-        "medium": {"layers": 2, "width": 512, "embed": 128, "context": 256, "dropout": 0.2, "lr": 2e-3,
-                   "batch_size": 64, "steps": 5000},
-        "large": {"layers": 3, "width": 1024, "embed": 256, "context": 256, "dropout": 0.25, "lr": 1e-3,
-                  "batch_size": 64, "steps": 10000},
-    },
-    "transformer": {
-        "tiny": {"layers": 2, "heads": 2, "width": 64, "context": 64, "dropout": 0.0, "lr": 3e-3,
-                 "batch_size": 16, "steps": 300},
-        "small": {"layers": 4, "heads": 4, "width": 128, "context": 128, "dropout": 0.1, "lr": 1e-3,
-                  "batch_size": 32, "steps": 3000},
-        "medium": {"layers": 6, "heads": 6, "width": 192, "context": 256, "dropout": 0.2, "lr": 1e-3,
-                   "batch_size": 64, "steps": 5000},
-        "large": {"layers": 8, "heads": 8, "width": 512, "context": 512, "dropout": 0.2, "lr": 6e-4,
-                  "batch_size": 64, "steps": 10000},
-    },
-}
+SMOOTHING_CHOICES = FAMILIES["ngram"].choices["smoothing"]
+VALID_SCORE_CHARS = 200_000  # held-out characters scored for a checkpoint's recorded metrics
+PRESETS = {name: spec.presets for name, spec in FAMILIES.items()}  # family -> size -> values
 
 
 # -- settings, events, result ---------------------------------------------------------------------------
@@ -57,7 +33,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
 class TrainSettings:
     """Everything a training run needs. `None` means: take it from the family's preset."""
 
-    family: str = "transformer"  # ngram | rnn | gru | lstm | transformer
+    family: str = "transformer"  # a family or a variant: ngram | rnn | gru | lstm | transformer
     corpus: str = "shakespeare"  # a built-in corpus name or a path to a UTF-8 text file
     tokenizer: str = "char"  # char | bpe
     vocab_size: int | None = None  # BPE vocabulary size (default 2048)
@@ -162,8 +138,8 @@ def _number(name: str, value: Any, low: float = 0.0, strict: bool = False, high:
 class _Plan:
     """Settings with every preset default filled in and checked."""
 
-    family: str
-    kind: str  # config family: ngram | rnn | transformer
+    variant: str  # what the user picked: ngram | rnn | gru | lstm | transformer
+    family: str  # its config family: ngram | rnn | transformer
     name: str
     directory: Path
     steps: int | None
@@ -175,19 +151,33 @@ class _Plan:
     eval_every: int
     save_every: int
     context: int
-    model_args: dict[str, Any]  # shape keys for the family's config (no vocab_size yet)
+    model_args: dict[str, Any]  # fields of the family's config (no vocab_size yet)
+
+    def config(self, vocab_size: int):
+        """The family's config for this plan; its own checks raise a one-line LMError."""
+        config_cls, _ = family_classes(self.family)
+        try:
+            return config_cls(vocab_size=vocab_size, **self.model_args)
+        except TypeError as exc:
+            raise LMError(f"invalid {self.family} settings: {exc}") from None
+
+    def describe(self, settings: TrainSettings, corpus_name: str) -> str:
+        if settings.description:
+            return settings.description
+        return f"{self.config(2).describe()} trained on {corpus_name} ({settings.tokenizer} tokens)"
+
+
+def emit(callback: Callback | None, event: TrainEvent) -> bool:
+    """Send an event; True when the callback asks the run to stop."""
+    return bool(callback(event)) if callback is not None else False
 
 
 def resolve_settings(settings: TrainSettings) -> _Plan:
     """Check every setting and fill the preset's defaults; raises a one-line LMError, touches nothing."""
-    from lm.device import pick_device
-    from lm.registry import user_models_dir, validate_name
-
     s = settings
-    if s.family not in FAMILY_CHOICES:
-        raise LMError(f"unknown model family {s.family!r} (choose from {', '.join(FAMILY_CHOICES)})")
-    if s.tokenizer not in ("char", "bpe"):
-        raise LMError(f"unknown tokenizer {s.tokenizer!r} (use 'char' or 'bpe')")
+    spec = spec_for_variant(s.family)
+    if s.tokenizer not in TOKENIZER_KINDS:
+        raise LMError(f"unknown tokenizer {s.tokenizer!r} (use {' or '.join(map(repr, TOKENIZER_KINDS))})")
     if s.preset not in PRESET_CHOICES:
         raise LMError(f"unknown preset {s.preset!r} (choose from {', '.join(PRESET_CHOICES)})")
     if s.optimizer not in OPTIMIZER_CHOICES:
@@ -198,46 +188,44 @@ def resolve_settings(settings: TrainSettings) -> _Plan:
     directory = Path(s.out).expanduser() if s.out else user_models_dir() / name
     if s.vocab_size is not None:
         _whole("vocab_size", s.vocab_size, 2)
-        if s.tokenizer == "bpe":
-            from lm.tokenizer import MAX_BPE_VOCAB, MIN_BPE_VOCAB
-
-            if not MIN_BPE_VOCAB <= s.vocab_size <= MAX_BPE_VOCAB:
-                raise LMError(f"BPE vocabulary size must be a whole number from {MIN_BPE_VOCAB} to "
-                              f"{MAX_BPE_VOCAB}, got {s.vocab_size!r}")
+        if s.tokenizer == "bpe" and not MIN_BPE_VOCAB <= s.vocab_size <= MAX_BPE_VOCAB:
+            raise LMError(f"BPE vocabulary size must be a whole number from {MIN_BPE_VOCAB} to "
+                          f"{MAX_BPE_VOCAB}, got {s.vocab_size!r}")
     if s.max_chars is not None:
         _whole("max_chars", s.max_chars, 1)
     _whole("seed", s.seed, 0)
     if s.threads is not None:
         _whole("threads", s.threads, 1)
-    pick_device(s.device)  # an unknown or missing device is a settings error, found before any work
+    from lm.device import pick_device  # torch: this module stays importable without it (CLI choices, pages)
 
-    kind = "ngram" if s.family == "ngram" else "rnn" if s.family in ("rnn", "gru", "lstm") else "transformer"
-    preset = PRESETS["recurrent" if kind == "rnn" else kind][s.preset]
+    pick_device(s.device)  # an unknown or missing device is a settings error, found before any work
+    preset = spec.presets[s.preset]
 
     def pick(key: str):
         value = getattr(s, key)
         return preset.get(key) if value is None else value
 
-    if kind == "ngram":
+    if not spec.gradient:
         order = _whole("order", pick("order"), 1)
         if s.smoothing not in SMOOTHING_CHOICES:
             raise LMError(f"unknown smoothing {s.smoothing!r} (choose from {', '.join(SMOOTHING_CHOICES)})")
-        return _Plan(s.family, kind, name, directory, None, None, 1, 0.0, 0.0, 0, 1, 1, order,
-                     {"order": order, "smoothing": s.smoothing})
+        plan = _Plan(s.family, spec.name, name, directory, None, None, 1, 0.0, 0.0, 0, 1, 1, order,
+                     spec.config_args(s.family, {"order": order, "smoothing": s.smoothing}))
+        plan.config(2)
+        return plan
 
     steps = None if s.steps is None and s.minutes is not None else _whole("steps", pick("steps"), 1)
     minutes = None if s.minutes is None else _number("minutes", s.minutes, 0.0, strict=True)
     batch_size = _whole("batch_size", pick("batch_size"), 1)
     default_lr = 0.3 if s.optimizer == "sgd" else preset["lr"]
     lr = _number("lr", default_lr if s.lr is None else s.lr, 0.0, strict=True)
-    default_wd = 0.1 if kind == "transformer" else 0.01
+    default_wd = 0.1 if spec.name == "transformer" else 0.01
     weight_decay = _number("weight_decay", default_wd if s.weight_decay is None else s.weight_decay)
     if s.warmup is None:
         warmup = min(200, (steps or 2000) // 10)
     else:
         warmup = _whole("warmup", s.warmup, 0)
     _number("grad_clip", s.grad_clip)
-    dropout = _number("dropout", pick("dropout"), 0.0, high=1.0)
     if s.eval_every is None:
         eval_every = min(500, max(10, steps // 20)) if steps else 250
     else:
@@ -247,28 +235,16 @@ def resolve_settings(settings: TrainSettings) -> _Plan:
     _whole("log_every", s.log_every, 1)
     _number("save_minutes", s.save_minutes, 0.0, strict=True)
     _whole("score_chars", s.score_chars, 1)
-    layers = _whole("layers", pick("layers"), 1)
-    width = _whole("width", pick("width"), 1)
     context = _whole("context", pick("context"), 1)
-    if kind == "rnn":
-        model_args = {"cell": s.family, "n_layers": layers, "d_embed": _whole("embed", pick("embed"), 1),
-                      "d_hidden": width, "dropout": dropout}
-    else:
-        heads = _whole("heads", pick("heads"), 1)
-        if width % heads:
-            raise LMError(f"width ({width}) must be divisible by heads ({heads})")
-        model_args = {"context_length": context, "n_layers": layers, "n_heads": heads, "d_model": width,
-                      "dropout": dropout}
-    _config_for(kind, model_args, 2)  # the family's own checks, before any data is loaded
-    return _Plan(s.family, kind, name, directory, steps, minutes, batch_size, lr, weight_decay, warmup,
-                 eval_every, save_every, context, model_args)
-
-
-def _config_for(kind: str, model_args: dict[str, Any], vocab_size: int):
-    from lm.models import family_classes
-
-    config_cls, _ = family_classes(kind)
-    try:
-        return config_cls(vocab_size=vocab_size, **model_args)
-    except TypeError as exc:
-        raise LMError(f"invalid {kind} settings: {exc}") from None
+    values = {"context": context}
+    for option in spec.options:
+        if option == "dropout":
+            values[option] = _number("dropout", pick("dropout"), 0.0, high=1.0)
+        elif option != "context":
+            values[option] = _whole(option, pick(option), 1)
+    if "heads" in values and values["width"] % values["heads"]:
+        raise LMError(f"width ({values['width']}) must be divisible by heads ({values['heads']})")
+    plan = _Plan(s.family, spec.name, name, directory, steps, minutes, batch_size, lr, weight_decay, warmup,
+                 eval_every, save_every, context, spec.config_args(s.family, values))
+    plan.config(2)  # the family's own checks, before any data is loaded
+    return plan

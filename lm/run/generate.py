@@ -19,7 +19,7 @@ import torch
 
 from lm.errors import LMError
 from lm.models.base import LanguageModel
-from lm.sampling import SamplingSettings, as_rows, draw_one, explain, process_rows
+from lm.run.sampling import SamplingSettings, as_rows, draw_one, explain, process_rows
 
 MAX_PROMPT_CHARS = 100_000
 START_TEXT = "\n"  # an empty prompt means "the start of a new line", which every built-in corpus has
@@ -175,7 +175,7 @@ def generate(model: LanguageModel, tokenizer, prompt: str, settings: SamplingSet
     """Stream the tokens of `settings.samples` continuations of `prompt`, in order of generation.
 
     The per-token work after the model's step is NumPy on one float64 copy of the logits (`as_rows`): the
-    knobs (`process_rows`, tested equal to `lm.sampling.process`), the inverse-CDF draw and the details.
+    knobs (`process_rows`, tested equal to `lm.run.sampling.process`), the inverse-CDF draw and the details.
     The uniform numbers for the whole budget are drawn from the generator up front, in one call. (No
     inference-mode wrapper here: the models' own step/prefill enter it, and on a generator it would be
     re-entered at every token, ~2 us each.)

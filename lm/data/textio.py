@@ -8,9 +8,11 @@ names the problem.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from lm.errors import LMError
 
@@ -67,6 +69,11 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write `text` as UTF-8 to `path` atomically (no newline translation)."""
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
+    """Write JSON to a temporary file beside `path` and rename it into place."""
+    atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
 def decode_text(data: bytes, what: str = "the text") -> str:

@@ -33,8 +33,9 @@ from tokenizers import Regex, decoders, models, pre_tokenizers, trainers
 from tokenizers import Tokenizer as HFTokenizer
 
 from lm.errors import LMError
-from lm.textio import atomic_write_text, format_size
+from lm.data.textio import atomic_write_text, format_size
 
+TOKENIZER_KINDS = ("char", "bpe")  # what a model can be trained with
 UNK_TOKEN = "<unk>"
 UNK_ID = 0  # char tokenizers built here always put <unk> at id 0
 UNK_DISPLAY = "\ufffd"  # what decode / token_strings show for <unk>
@@ -420,3 +421,14 @@ def train_tokenizer(kind: str, text: str, vocab_size: int | None = None) -> Toke
         return Tokenizer.bpe(text, vocab_size)
     raise LMError(f"unknown tokenizer kind '{kind}' (expected 'char' or 'bpe')")
 
+
+
+DEFAULT_BPE_VOCAB = 2048
+
+
+def make_tokenizer(kind: str, corpus_text: str, train_text: str, vocab_size: int | None = None) -> Tokenizer:
+    """The tokenizer a model is trained with: characters over the whole corpus's alphabet (so the held-out
+    part has no unknown characters), or a byte-level BPE learned from the training part only."""
+    if kind == "char":
+        return train_tokenizer("char", corpus_text)
+    return train_tokenizer(kind, train_text, DEFAULT_BPE_VOCAB if vocab_size is None else vocab_size)

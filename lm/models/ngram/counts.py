@@ -2,7 +2,7 @@
 
 `_count` turns training ids into the primary count arrays (the only tensors a model saves); `_Tables` adopts
 them (or checks saved ones, `_Tables.from_tensors`) and derives, read-only, everything the smoothing in
-`lm.models.ngram` reads: a `_Level` table per order with its `_Stats` (totals, N1/N2/N3+ counts, discounts)
+`lm.models.ngram.model` reads: a `_Level` table per order with its `_Stats` (totals, N1/N2/N3+ counts, discounts)
 and the key -> id lookups of the history walk.
 
 Counting

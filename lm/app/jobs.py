@@ -1,19 +1,19 @@
-"""Background training jobs for the app: a small, lock-protected manager around `lm.train.train`.
+"""Background training jobs for the app: a small, lock-protected manager around `lm.train.loop.train`.
 
 A web page must never block on training, and a page rerun must not start a second copy of a run, so the
 app hands `TrainSettings` to `JobManager.submit` and polls `JobManager.get(job_id)`. Each job runs
-`lm.train.train` in its own daemon thread; progress events update the job record, which is also written
+`lm.train.loop.train` in its own daemon thread; progress events update the job record, which is also written
 as JSON to `$LM_PLAYGROUND_HOME/jobs/<id>.json` (throttled, atomically), so:
 
 - a finished model survives a server restart twice over: its checkpoint is in the user models directory,
   and its job record says how it went;
 - a run that was going when the server stopped is found marked "running" on the next start and becomes
-  "interrupted"; it is *resumable* when `lm.train` left a resume state beside the checkpoint.
+  "interrupted"; it is *resumable* when `lm.train.loop` left a resume state beside the checkpoint.
 
 At most `max_concurrent` trainings run at once (env `LM_MAX_TRAININGS`, default 1: the app shares a few
 CPU cores with everyone generating text); `submit` refuses more with a one-line `LMError`.
 
-Uploaded corpora are validated with `lm.corpus.corpus_from_bytes` and kept under `$LM_PLAYGROUND_HOME/
+Uploaded corpora are validated with `lm.data.corpus.corpus_from_bytes` and kept under `$LM_PLAYGROUND_HOME/
 corpora/` (`save_upload`), so training, resuming and the memorisation meter can read them later.
 """
 
@@ -33,6 +33,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 from lm.errors import LMError
+from lm.data.corpus import corpus_from_bytes
+from lm.data.textio import atomic_write_bytes, write_json_atomic
+from lm.store.registry import home_dir, list_models
+from lm.train.settings import TrainSettings, resolve_settings
 
 ACTIVE = ("queued", "running")
 TERMINAL = ("finished", "cancelled", "failed", "interrupted")
@@ -43,14 +47,10 @@ _ID = re.compile(r"^[a-z0-9-]{6,40}$")
 
 
 def jobs_dir(home: Path | None = None) -> Path:
-    from lm.registry import home_dir
-
     return Path(home or home_dir()) / "jobs"
 
 
 def corpora_dir(home: Path | None = None) -> Path:
-    from lm.registry import home_dir
-
     return Path(home or home_dir()) / "corpora"
 
 
@@ -109,9 +109,6 @@ def upload_max_bytes() -> int:
 
 def save_upload(data: bytes, filename: str, home: Path | None = None, max_bytes: int | None = None) -> Path:
     """Validate an uploaded text file and keep it under corpora/; returns its path (same bytes, same path)."""
-    from lm.corpus import corpus_from_bytes
-    from lm.textio import atomic_write_bytes
-
     max_bytes = upload_max_bytes() if max_bytes is None else max_bytes
     stem = re.sub(r"[^a-z0-9]+", "-", Path(str(filename or "upload")).stem.lower()).strip("-")[:40] or "upload"
     corpus = corpus_from_bytes(data, f"{stem}.txt", max_bytes=max_bytes)  # raises a one-line LMError
@@ -126,8 +123,6 @@ def save_upload(data: bytes, filename: str, home: Path | None = None, max_bytes:
 
 
 def _settings_from_json(data: dict[str, Any], **changes: Any):
-    from lm.train import TrainSettings
-
     names = {f.name for f in dataclasses.fields(TrainSettings)}
     return TrainSettings(**{k: v for k, v in {**data, **changes}.items() if k in names})
 
@@ -173,8 +168,6 @@ class JobManager:
                 self._jobs[record["id"]] = record
 
     def _save(self, job_id: str, force: bool = False) -> None:
-        from lm.checkpoint import write_json_atomic
-
         now = time.monotonic()
         if not force and now - self._last_save.get(job_id, 0.0) < SAVE_EVERY_SECONDS:
             return
@@ -186,7 +179,7 @@ class JobManager:
             pass  # a full disk must not kill the run; the in-memory record is still served
 
     def _has_resume_state(self, record: dict[str, Any]) -> bool:
-        from lm.train import resume_dir_for
+        from lm.train.state import resume_dir_for  # torch: pages import this module
 
         directory = record.get("directory")
         return bool(directory) and resume_dir_for(Path(directory)).is_dir()
@@ -211,10 +204,7 @@ class JobManager:
 
     # -- commands ---------------------------------------------------------------------------------
     def submit(self, settings, *, job_id: str | None = None) -> str:
-        """Start training `settings` (an `lm.train.TrainSettings`) in the background; returns the job id."""
-        from lm.registry import list_models
-        from lm.train import resolve_settings
-
+        """Start training `settings` (an `lm.train.loop.TrainSettings`) in the background; returns the job id."""
         plan = resolve_settings(settings)  # every settings error surfaces here, before a thread starts
         if self.max_concurrent == 0:
             raise LMError("training is switched off on this server (LM_MAX_TRAININGS=0); ask your teacher which "
@@ -253,7 +243,7 @@ class JobManager:
         return job_id
 
     def resume(self, job_id: str) -> str:
-        """Continue an interrupted or cancelled run from the resume state `lm.train` left behind."""
+        """Continue an interrupted or cancelled run from the resume state `lm.train.loop` left behind."""
         with self._lock:
             record = self._jobs.get(job_id)
             if record is None:
@@ -285,7 +275,7 @@ class JobManager:
 
     # -- the worker -------------------------------------------------------------------------------
     def _run(self, job_id: str, settings, stop: threading.Event) -> None:
-        from lm.train import train
+        from lm.train.loop import train  # torch: pages import this module
 
         train_fn = self._train_fn or train
         settings = dataclasses.replace(settings, should_stop=stop, save_minutes=min(settings.save_minutes, 1.0),
@@ -344,8 +334,6 @@ _managers_lock = threading.Lock()
 
 def get_manager() -> JobManager:
     """The process-wide manager for the current `$LM_PLAYGROUND_HOME` (one per home directory)."""
-    from lm.registry import home_dir
-
     home = home_dir().resolve()
     with _managers_lock:
         if home not in _managers:
@@ -368,8 +356,6 @@ def progress_fraction(record: dict[str, Any]) -> float:
 
 def suggest_name(base: str, taken: set[str] | None = None) -> str:
     """A valid, unused model name built from `base` ("shakespeare-char-lstm" -> "...-2" if taken)."""
-    from lm.registry import list_models
-
     taken = set(taken or set()) | {m.name for m in list_models()} | get_manager().names_in_use()
     stem = re.sub(r"[^a-z0-9._-]+", "-", base.lower()).strip("-._")[:56] or "my-model"
     if stem not in taken:

@@ -2,7 +2,7 @@
 
 `NgramModel` (lm/models/ngram.py) is the `LanguageModel` contract around a `Smoother`: it checks input, keeps
 state and shapes the results; the `Smoother` answers "what is p(. | history)" from the count tables
-(`lm.models.ngram_counts`) under one configuration. The rules themselves are described in ngram.py's
+(`lm.models.ngram.counts`) under one configuration. The rules themselves are described in ngram.py's
 docstring.
 
 One function per path implements each rule with the same float operations in the same order
@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from lm.models.ngram_counts import _Tables
+from lm.models.ngram.counts import _Tables
 
 _CACHE_FLOATS = 1 << 22  # per cache: bounds memory whatever the vocabulary size (32 MiB of float64)
 

@@ -1,0 +1,1 @@
+"""Services only the app uses: side-by-side comparison (compare) and background training jobs (jobs)."""

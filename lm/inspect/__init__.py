@@ -1,0 +1,31 @@
+"""Inspection: tokenise and trace a text, and the summaries the internals pages show.
+
+- `text`: `inspect_text` -> `Inspection` (display tokens, ids, character spans, the family's trace), the
+  next-token distribution and its top tokens, token counts under several tokenizers;
+- `attention`: per-head entropy, mean distance and pattern shares of an `AttentionTrace`;
+- `recurrent`: gate saturation and units that track simple text features;
+- `ngram`: held-out bits/char against the order, smoothing comparison, counts and the back-off path.
+
+`from lm import inspect` gives every public name of the submodules as one namespace:
+
+    from lm import inspect
+    from lm.store.registry import load_model
+    ins = inspect.inspect_text(load_model("shakespeare-char-transformer"), "ROMEO:\\nBut soft!")
+    inspect.head_summary(ins.trace.attention).entropy          # [layers, heads]
+"""
+
+from lm.inspect.text import (  # noqa: F401
+    Inspection, MAX_ATTENTION_CELLS, MAX_TRACE_TOKENS, TokenCount, as_array, bpe_training_text, inspect_text,
+    next_token_distribution, token_counts, token_spans, top_tokens, trace_cap,
+)
+from lm.inspect.attention import (  # noqa: F401
+    HeadSummary, attention_entropy, head_summary, mean_attention_distance,
+)
+from lm.inspect.recurrent import (  # noqa: F401
+    FEATURES, SATURATION_HIGH, SATURATION_LOW, SIGMOID_STATES, TANH_STATES, UnitMatch, char_features, correlations,
+    feature_units, gate_saturation, token_features,
+)
+from lm.inspect.ngram import (  # noqa: F401
+    NGRAM_SCORE_CHARS, NGRAM_SMOOTHINGS, OrderScore, backoff_table, ngram_backoff, ngram_counts, ngram_order_scores,
+    ngram_smoothing_comparison, ngram_valid_text,
+)

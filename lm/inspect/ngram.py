@@ -1,0 +1,133 @@
+"""N-gram views: held-out bits per character against the order for each smoothing method, the next-token
+distribution of one context under each smoothing, raw counts and the back-off path of one prediction."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import torch
+
+from lm.errors import LMError
+from lm.data.corpus import load_corpus
+from lm.run.metrics import score
+from lm.inspect.text import next_token_distribution, top_tokens
+
+
+NGRAM_SMOOTHINGS = ("mle", "addk", "kneser_ney")  # the over-fitting chart (lm.models.ngram.model.SMOOTHINGS has more)
+NGRAM_SCORE_CHARS = 20_000  # held-out characters scored per (order, smoothing) point of the over-fitting chart
+
+
+# -- n-gram -------------------------------------------------------------------------------------------------
+
+
+def _ngram_max_order(model) -> int:
+    return int(getattr(model, "max_order", model.config.order))
+
+
+def ngram_valid_text(loaded, max_chars: int = NGRAM_SCORE_CHARS) -> str:
+    """The start of the held-out split of the corpus the n-gram model was counted on."""
+    name = (loaded.meta.get("corpus") or {}).get("name")
+    if not name:
+        raise LMError(f"{loaded.name}: config.json does not say which corpus the model was counted on")
+    split = load_corpus(name).split()
+    text = split.valid.text[:max_chars]
+    if not text.strip():
+        raise LMError(f"{loaded.name}: the held-out part of corpus {name!r} is empty")
+    return text
+
+
+@dataclasses.dataclass
+class OrderScore:
+    order: int
+    smoothing: str
+    bits_per_char: float  # inf when some held-out character got probability zero (MLE)
+    perplexity: float  # per token
+
+
+def ngram_order_scores(loaded, orders: Iterable[int] = range(1, 8), smoothings: Sequence[str] = NGRAM_SMOOTHINGS,
+                       text: str | None = None, max_chars: int = NGRAM_SCORE_CHARS) -> list[OrderScore]:
+    """Held-out bits per character for every (order, smoothing): the over-fitting lesson in one table.
+
+    Views of the same counts (`NgramModel.with_settings`) are scored on the held-out text; orders above the
+    counted order are skipped. MLE scores are infinite as soon as one held-out n-gram was never counted.
+    """
+    model, tokenizer = loaded.model, loaded.tokenizer
+    if model.family != "ngram":
+        raise LMError(f"{loaded.name} is a {model.family} model, not an n-gram model")
+    text = ngram_valid_text(loaded, max_chars) if text is None else text[:max_chars]
+    top = _ngram_max_order(model)
+    out = []
+    for order in orders:
+        if order > top:
+            continue
+        for smoothing in smoothings:
+            view = model.with_settings(order=order, smoothing=smoothing)
+            result = score(view, tokenizer, text)
+            bpc = result.bits_per_char
+            out.append(OrderScore(order, smoothing, bpc if math.isfinite(bpc) else math.inf, result.perplexity))
+    return out
+
+
+def ngram_smoothing_comparison(loaded, context_ids: Sequence[int], smoothings: Sequence[str] = NGRAM_SMOOTHINGS,
+                               order: int | None = None, k: int = 10) -> dict[str, list[tuple[int, str, float]]]:
+    """The top-k next tokens after `context_ids` under each smoothing method (same counts, same order)."""
+    model = loaded.model
+    order = order or _ngram_max_order(model)
+    context = list(context_ids)[-max(1, order - 1):]  # all an order-n model ever reads: cheap for long contexts
+    return {s: top_tokens(next_token_distribution(model.with_settings(order=order, smoothing=s), context),
+                          loaded.tokenizer, k) for s in smoothings}
+
+
+def ngram_counts(model, context_ids: Sequence[int], order: int, top: int = 15) -> tuple[list[int], list[tuple[int, int]], int]:
+    """What followed the context in training: (context used, [(token id, count)] most frequent first, total).
+
+    The context is the last order-1 tokens, shortened from the left until it was seen in training (the
+    same suffix MLE and add-k use).
+    """
+    ctx = list(context_ids)[-(order - 1):] if order > 1 else []
+    while True:
+        toks, counts = model.counts_after(ctx)
+        if len(toks) or not ctx:
+            break
+        ctx = ctx[1:]
+    idx = np.argsort(-counts, kind="stable")[:top]
+    return ctx, [(int(toks[i]), int(counts[i])) for i in idx], int(counts.sum())
+
+
+def ngram_backoff(model, tokenizer, context_ids: Sequence[int], target: int, order: int | None = None,
+                  smoothing: str | None = None) -> tuple[list, list[str]]:
+    """The back-off path behind p(target | context): (NgramOrderRow list, highest order first; notes).
+
+    Runs the model's own `trace` on the last order-1 context tokens followed by `target`.
+    """
+    view = model.with_settings(order=order, smoothing=smoothing)
+    n = view.config.order
+    context = list(context_ids)
+    if not context:
+        raise LMError("the context has no tokens")
+    ids = context[-max(1, n - 1):] + [int(target)]
+    strings = tokenizer.token_strings(list(range(tokenizer.vocab_size)))
+    trace = view.trace(torch.tensor(ids, dtype=torch.long), token_strings=strings)
+    prefix = f"position {len(ids) - 2}: "
+    notes = [note[len(prefix):] for note in trace.notes if note.startswith(prefix)]
+    notes += [note for note in trace.notes if not note.startswith(("position", "the first "))]  # general notes
+    return trace.rows[-1], notes
+
+
+def backoff_table(rows, tokenizer, show=lambda s: s) -> list[dict[str, Any]]:
+    """NgramOrderRow list (highest order first) as table rows; `show` formats context text for display."""
+    out = []
+    for row in rows:
+        out.append({
+            "order": row.order,
+            "context": show("".join(tokenizer.token_strings(list(row.context)))) if row.context else "(none)",
+            "c(context)": row.context_count,
+            "c(context, next)": row.target_count,
+            "distinct next": row.distinct_continuations,
+            "p at this order": row.probability,
+            "weight to lower order": row.weight,
+        })
+    return out

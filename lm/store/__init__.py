@@ -1,0 +1,1 @@
+"""Storage: the checkpoint format (checkpoint) and how a name becomes a model (registry)."""
