@@ -4,8 +4,12 @@
 every page.
 """
 
+import os
+
 import streamlit as st
 
+from lm.app.warmup import start_background_warmup
+from ui.loaders import cached_model
 from ui.widgets import compact_layout  # importing ui also sets torch's inference threads (see ui/__init__.py)
 
 PAGES = [
@@ -18,6 +22,10 @@ PAGES = [
     ("Look inside", "pages/tokens.py", "Tokenizers", ":material/segment:", "tokenizers"),
     ("Make your own", "pages/train.py", "Train a model", ":material/model_training:", "train"),
 ]
+
+# Once per process: load and exercise the zoo in the background, then freeze the start-up heap (lm/app/warmup.py).
+if os.environ.get("LM_WARMUP", "1").strip() != "0":
+    start_background_warmup(cached_model)
 
 st.set_page_config(page_title="LM Playground", page_icon="🎭", layout="wide")
 compact_layout()

@@ -15,7 +15,8 @@ from typing import Sequence
 from lm.data.corpus import read_text_file
 from lm.data.tokenizer import TOKENIZER_KINDS
 from lm.errors import LMError
-from lm.store.registry import list_models, load_model
+from lm.store.registry import delete_model, list_models, load_model
+from lm.train.budget import memory_budget
 from lm.train.settings import (  # torch-free: listing models stays quick
     FAMILY_CHOICES, OPTIMIZER_CHOICES, PRESET_CHOICES, SMOOTHING_CHOICES, TrainSettings,
 )
@@ -69,30 +70,26 @@ def _load(args: argparse.Namespace):
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from lm.run.generate import encode_prompt, generate  # torch: as above
+    from lm.run.generate import collect, encode_prompt, generate  # torch: as above
     settings = _settings(args)  # validate the knobs before the (slower) model load
     loaded = _load(args)
     encoded = encode_prompt(loaded.tokenizer, args.prompt)
     if encoded.replaced:
         print(f"note: {loaded.name} does not know {''.join(encoded.replaced)!r}; replaced with <unk>", file=sys.stderr)
-    texts = [""] * settings.samples
-    tokens: list[list[dict]] = [[] for _ in range(settings.samples)]
     stream = not args.json and settings.samples == 1
     if stream:
         print(args.prompt, end="", flush=True)
-    for tok in generate(loaded.model, loaded.tokenizer, args.prompt, settings):
-        texts[tok.sample] += tok.text
-        tokens[tok.sample].append({"id": tok.token_id, "piece": tok.piece, "prob": tok.prob, "rank": tok.rank})
-        if stream:
-            print(tok.text, end="", flush=True)
+    done = collect(generate(loaded.model, loaded.tokenizer, args.prompt, settings), settings.samples,
+                   on_token=(lambda tok, _: print(tok.text, end="", flush=True)) if stream else None)
     if stream:
         print()
     elif args.json:
+        samples = [{"text": text, "tokens": [{"id": t.token_id, "piece": t.piece, "prob": t.prob, "rank": t.rank}
+                                             for t in row]} for text, row in zip(done.texts, done.tokens)]
         print(json.dumps({"model": loaded.name, "prompt": args.prompt, "settings": settings.to_query(),
-                          "samples": [{"text": t, "tokens": k} for t, k in zip(texts, tokens)]},
-                         ensure_ascii=False, indent=2))
+                          "samples": samples}, ensure_ascii=False, indent=2))
     else:
-        for i, text in enumerate(texts):
+        for i, text in enumerate(done.texts):
             print(f"--- sample {i + 1} ---\n{args.prompt}{text}")
     return 0
 
@@ -126,11 +123,18 @@ def cmd_ngram(args: argparse.Namespace) -> int:
 
     settings = TrainSettings(family="ngram", corpus=args.corpus, tokenizer=args.tokenizer, vocab_size=args.vocab_size,
                              order=args.order, smoothing=args.smoothing, name=args.name, out=args.out)
-    result = train(settings)
+    result = train(settings, memory_budget=memory_budget(share=0.8, cap=None))
     name, destination, meta = result.name, result.path, result.meta
     summary = {"name": name, "path": str(destination), **meta["metrics"], "seconds": meta["training"]["seconds"]}
     _emit(args, summary, f"saved {name} to {destination}: held-out {meta['metrics']['valid_bits_per_char']:.3f} "
                          f"bits/char, built in {meta['training']['seconds']:.1f} s")
+    return 0
+
+
+# -- delete a user model -------------------------------------------------------------------------------
+def cmd_delete(args: argparse.Namespace) -> int:
+    path = delete_model(args.name)
+    _emit(args, {"deleted": args.name, "path": str(path)}, f"deleted {args.name} ({path})")
     return 0
 
 
@@ -211,7 +215,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             previous[sig] = signal.signal(sig, on_signal)
     try:
-        result = train(settings, callback=None if args.quiet else _progress_printer())
+        result = train(settings, callback=None if args.quiet else _progress_printer(),
+                       memory_budget=memory_budget(share=0.8, cap=None))  # never the whole machine
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -305,6 +310,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--smoothing", choices=SMOOTHING_CHOICES, default="kneser_ney")
     p.add_argument("--name", required=True, help="name in your model directory")
     p.add_argument("--out", help="save to this directory instead")
+
+    p = command("delete", cmd_delete, "delete one of your own models (the shipped zoo cannot be deleted)")
+    p.add_argument("name", help="the model's name in your model directory")
 
     p = command("train", cmd_train, "train a model (or count an n-gram model) on a corpus and save it")
     p.add_argument("--family", required=True, choices=FAMILY_CHOICES)

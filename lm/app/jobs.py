@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import hashlib
 import json
+import logging
 import os
 import re
 import threading
@@ -33,57 +33,29 @@ from pathlib import Path
 from typing import Any, Callable
 
 from lm.errors import LMError
-from lm.data.corpus import corpus_from_bytes
-from lm.data.textio import atomic_write_bytes, write_json_atomic
-from lm.store.registry import home_dir, list_models
-from lm.train.settings import TrainSettings, resolve_settings
+from lm.app.uploads import corpora_dir, save_upload, upload_max_bytes  # noqa: F401  re-exported for the pages
+from lm.app.records import (  # noqa: F401  ACTIVE, TERMINAL and jobs_dir are read through this module
+    ACTIVE, TERMINAL, checked_record, jobs_dir, owner_alive, this_process,
+)
+from lm.app.worker import WorkerHandle
+from lm.data.textio import write_json_atomic
+from lm.store.registry import clean_stale_staging, delete_model, home_dir, list_models
+from lm.train.budget import check_memory, estimate_run, memory_budget
+from lm.train.settings import TrainEvent, TrainSettings, resolve_settings
 
-ACTIVE = ("queued", "running")
-TERMINAL = ("finished", "cancelled", "failed", "interrupted")
+TEACHER = "teacher"  # the `by` of a caller holding the teacher token (lm.app.teacher)
 DEFAULT_MAX_CONCURRENT = 1
-DEFAULT_UPLOAD_MAX_BYTES = 5 * 1024 * 1024  # a few MB of text is plenty for a CPU model in a lesson
 SAVE_EVERY_SECONDS = 1.0  # job records are rewritten at most this often while a run reports progress
-_ID = re.compile(r"^[a-z0-9-]{6,40}$")
+WORKER_NICE = 10  # training yields the CPU to students generating text
+MEMORY_KILL_FACTOR = 1.25  # a worker is stopped when it grows past its budget by this factor (estimates err)
+STOP_GRACE_SECONDS = 15.0  # a cancelled run that has not stopped by then (e.g. still tokenizing) is ended
+WATCH_SECONDS = 0.25
+_log = logging.getLogger(__name__)
 
 
-def jobs_dir(home: Path | None = None) -> Path:
-    return Path(home or home_dir()) / "jobs"
-
-
-def corpora_dir(home: Path | None = None) -> Path:
-    return Path(home or home_dir()) / "corpora"
-
-
-def _process_start(pid: int) -> str | None:
-    """The kernel's start time of a process (Linux /proc), so a recycled pid is not taken for the original."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rsplit(")", 1)[1].split()[19]  # field 22 of /proc/<pid>/stat, counted after the name
-    except (OSError, IndexError):
-        return None
-
-
-def _this_process() -> dict[str, Any]:
-    import socket
-
-    return {"host": socket.gethostname(), "pid": os.getpid(), "start": _process_start(os.getpid())}
-
-
-def _owner_alive(owner: Any) -> bool:
-    """True when `owner` (a job record's) is another process on this machine that is still running.
-
-    Several app replicas may share one LM_PLAYGROUND_HOME (docs/serving.md): a replica that starts must
-    not mark a sibling's live training as interrupted. A dead owner, this very process (a restart reusing
-    the pid), an owner on another host or a record without one count as gone.
-    """
-    import socket
-
-    if not isinstance(owner, dict) or owner.get("host") != socket.gethostname():
-        return False
-    pid = owner.get("pid")
-    if not isinstance(pid, int) or pid == os.getpid() or owner.get("start") is None:
-        return False
-    return _process_start(pid) == owner["start"]
+def budget_from_env() -> int:
+    """The memory one training in the app may use (lm.train.budget: a quarter of the machine, at most 8 GB)."""
+    return memory_budget()
 
 
 def max_concurrent_from_env() -> int:
@@ -99,29 +71,6 @@ def max_concurrent_from_env() -> int:
     return value
 
 
-def upload_max_bytes() -> int:
-    raw = os.environ.get("LM_UPLOAD_MAX_MB", "").strip()
-    try:
-        return int(float(raw) * 1024 * 1024) if raw else DEFAULT_UPLOAD_MAX_BYTES
-    except ValueError:
-        return DEFAULT_UPLOAD_MAX_BYTES
-
-
-def save_upload(data: bytes, filename: str, home: Path | None = None, max_bytes: int | None = None) -> Path:
-    """Validate an uploaded text file and keep it under corpora/; returns its path (same bytes, same path)."""
-    max_bytes = upload_max_bytes() if max_bytes is None else max_bytes
-    stem = re.sub(r"[^a-z0-9]+", "-", Path(str(filename or "upload")).stem.lower()).strip("-")[:40] or "upload"
-    corpus = corpus_from_bytes(data, f"{stem}.txt", max_bytes=max_bytes)  # raises a one-line LMError
-    if len(corpus.text) < 200:
-        raise LMError(f"'{filename}' has only {len(corpus.text)} characters of text; upload at least 200")
-    digest = hashlib.sha256(bytes(data)).hexdigest()[:8]
-    path = corpora_dir(home) / f"{stem}-{digest}.txt"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not path.exists():
-        atomic_write_bytes(path, corpus.text.encode("utf-8"))
-    return path
-
-
 def _settings_from_json(data: dict[str, Any], **changes: Any):
     names = {f.name for f in dataclasses.fields(TrainSettings)}
     return TrainSettings(**{k: v for k, v in {**data, **changes}.items() if k in names})
@@ -131,12 +80,17 @@ class JobManager:
     """Runs training jobs in background threads; every public method is thread-safe and returns copies."""
 
     def __init__(self, home: Path | str, max_concurrent: int = DEFAULT_MAX_CONCURRENT,
-                 train_fn: Callable | None = None, threads: int | None = 1):
+                 train_fn: Callable | None = None, threads: int | None = 1, memory_budget: int | None = None,
+                 nice: int = WORKER_NICE):
         self.home = Path(home)
         self.dir = jobs_dir(self.home)
         self.max_concurrent = max_concurrent
+        # `train_fn` (tests) runs in a thread of this process; by default every run gets its own worker
+        # process (lm/app/worker.py), niced, watched for memory, so it can neither slow nor crash the server
         self._train_fn = train_fn
         self._threads = threads  # torch threads per training (None: leave torch's setting alone)
+        self.memory_budget = memory_budget if memory_budget is not None else budget_from_env()
+        self.nice = nice
         self._lock = threading.RLock()
         self._jobs: dict[str, dict[str, Any]] = {}
         self._stops: dict[str, threading.Event] = {}
@@ -146,18 +100,23 @@ class JobManager:
 
     # -- persistence ------------------------------------------------------------------------------
     def _load(self) -> None:
-        """Read earlier job records; runs that were going when the server stopped become interrupted."""
+        """Read earlier job records; runs that were going when the server stopped become interrupted.
+        Half-written saves a killed process left behind are removed first."""
+        clean_stale_staging(self.home / "models")
         if not self.dir.is_dir():
             return
         for path in sorted(self.dir.glob("*.json")):
             try:
                 record = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+                _log.warning("skipping job record %s: unreadable", path.name)
                 continue
-            if not isinstance(record, dict) or not _ID.match(str(record.get("id", ""))):
+            record = checked_record(record)
+            if record is None:
+                _log.warning("skipping job record %s: not a valid job record", path.name)
                 continue
             if record.get("status") in ACTIVE:
-                if _owner_alive(record.get("owner")):  # a sibling replica sharing this home is training it
+                if owner_alive(record.get("owner")):  # a sibling replica sharing this home is training it
                     continue
                 record["status"] = "interrupted"
                 record["message"] = "the server stopped during this run"
@@ -200,12 +159,14 @@ class JobManager:
 
     def names_in_use(self) -> set[str]:
         with self._lock:
-            return {r["name"] for r in self._jobs.values() if r["status"] in ACTIVE}
+            return {r["name"] for r in self._jobs.values() if r["status"] in ACTIVE or r.get("resumable")}
 
     # -- commands ---------------------------------------------------------------------------------
-    def submit(self, settings, *, job_id: str | None = None) -> str:
-        """Start training `settings` (an `lm.train.loop.TrainSettings`) in the background; returns the job id."""
-        plan = resolve_settings(settings)  # every settings error surfaces here, before a thread starts
+    def submit(self, settings, *, job_id: str | None = None, owner: str | None = None) -> str:
+        """Start training `settings` (an `lm.train.settings.TrainSettings`) in the background; returns the
+        job id. `owner` (a browser session's token) is the only one besides the teacher who may control it."""
+        plan = resolve_settings(settings)  # every settings error surfaces here, before a worker starts
+        check_memory(estimate_run(settings, plan), self.memory_budget)
         if self.max_concurrent == 0:
             raise LMError("training is switched off on this server (LM_MAX_TRAININGS=0); ask your teacher which "
                           "server trains models")
@@ -215,8 +176,11 @@ class JobManager:
                 names = ", ".join(r["name"] for r in running)
                 raise LMError(f"the server is already training {len(running)} model(s) ({names}); the limit is "
                               f"{self.max_concurrent} at a time — wait for it to finish or cancel it")
-            if plan.name in self.names_in_use():
+            if plan.name in {r["name"] for r in self._jobs.values() if r["status"] in ACTIVE}:
                 raise LMError(f"a model named {plan.name!r} is being trained right now; pick another name")
+            if any(r["name"] == plan.name and r.get("resumable") and r["id"] != job_id for r in self._jobs.values()):
+                raise LMError(f"the name {plan.name!r} is held by a stopped run that can still be resumed; pick "
+                              "another name (or resume or delete that run)")
             if not settings.resume and any(m.name == plan.name for m in list_models()):
                 raise LMError(f"a model named {plan.name!r} already exists; pick another name")
             job_id = job_id or f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
@@ -230,7 +194,7 @@ class JobManager:
                 "history": previous.get("history", {"train": [], "valid": []}) if settings.resume
                 else {"train": [], "valid": []},
                 "result": None, "resumable": False, "runs": previous.get("runs", 0) + 1,
-                "owner": _this_process(),
+                "owner": this_process(), "owner_token": owner if owner is not None else previous.get("owner_token"),
             }
             self._jobs[job_id] = record
             stop = threading.Event()
@@ -242,29 +206,57 @@ class JobManager:
             thread.start()
         return job_id
 
-    def resume(self, job_id: str) -> str:
+    def may_control(self, record: dict[str, Any], by: str | None) -> bool:
+        """Whether `by` (a session token; None: the library's own caller, the CLI or a test; TEACHER: the
+        teacher) may cancel, resume or delete the run of `record`."""
+        return by is None or by == TEACHER or record.get("owner_token") in (None, by)
+
+    def _check_control(self, record: dict[str, Any], by: str | None) -> None:
+        if not self.may_control(record, by):
+            raise LMError(f"{record['name']} was started by another student: only they or the teacher can change it")
+
+    def resume(self, job_id: str, by: str | None = None) -> str:
         """Continue an interrupted or cancelled run from the resume state `lm.train.loop` left behind."""
         with self._lock:
             record = self._jobs.get(job_id)
             if record is None:
                 raise LMError(f"no training job {job_id!r}")
+            self._check_control(record, by)
+            if record.get("killed_for_memory"):
+                raise LMError(f"{record['name']} was stopped for using too much memory; resuming it would do the "
+                              "same — start a smaller run instead")
             if record["status"] in ACTIVE:
                 raise LMError(f"{record['name']} is still training")
             if not self._has_resume_state(record):
                 raise LMError(f"{record['name']} has no saved state to resume from")
             settings = _settings_from_json(record["settings"], resume=True, out=record["directory"])
-        return self.submit(settings, job_id=job_id)
+        return self.submit(settings, job_id=job_id, owner=record.get("owner_token"))
 
-    def cancel(self, job_id: str) -> bool:
+    def cancel(self, job_id: str, by: str | None = None) -> bool:
         """Ask a run to stop; it saves what it has (and a resume state) and ends as "cancelled"."""
         with self._lock:
             record = self._jobs.get(job_id)
             if record is None or record["status"] not in ACTIVE:
                 return False
+            self._check_control(record, by)
             self._stops[job_id].set()
             record["message"] = "stopping…"
             self._save(job_id, force=True)
             return True
+
+    def delete_model(self, name: str, by: str | None = None) -> None:
+        """Delete a user model: its owner (the session whose run made it) or the teacher; never while training."""
+        with self._lock:
+            records = [r for r in self._jobs.values() if r["name"] == name]
+            if any(r["status"] in ACTIVE for r in records):
+                raise LMError(f"{name} is being trained right now; cancel the run first")
+            if by is not None and by != TEACHER and not any(r.get("owner_token") == by for r in records):
+                raise LMError(f"{name} was not made by you: only its owner or the teacher can delete it")
+            delete_model(name)
+            for record in records:  # its runs can no longer be resumed, and the name is free again
+                record["resumable"] = False
+                record["message"] = "model deleted"
+                self._save(record["id"], force=True)
 
     def wait(self, job_id: str, timeout: float | None = None) -> dict[str, Any] | None:
         """Block until the job's thread ends (tests and scripts; the app polls instead)."""
@@ -275,17 +267,20 @@ class JobManager:
 
     # -- the worker -------------------------------------------------------------------------------
     def _run(self, job_id: str, settings, stop: threading.Event) -> None:
-        from lm.train.loop import train  # torch: pages import this module
-
-        train_fn = self._train_fn or train
-        settings = dataclasses.replace(settings, should_stop=stop, save_minutes=min(settings.save_minutes, 1.0),
+        settings = dataclasses.replace(settings, save_minutes=min(settings.save_minutes, 1.0),
                                        threads=settings.threads or self._threads)
         with self._lock:
             record = self._jobs[job_id]
             record.update(status="running", started=time.time(), message="starting")
             self._save(job_id, force=True)
+        if self._train_fn is not None:
+            self._run_in_thread(job_id, dataclasses.replace(settings, should_stop=stop))
+        else:
+            self._run_in_worker(job_id, settings, stop)
+
+    def _run_in_thread(self, job_id: str, settings) -> None:
         try:
-            result = train_fn(settings, lambda event: self._on_event(job_id, event))
+            result = self._train_fn(settings, lambda event: self._on_event(job_id, event))
         except LMError as exc:
             self._end(job_id, "failed", error=str(exc))
         except Exception as exc:  # noqa: BLE001 — a crashed run must end as "failed", not hang as "running"
@@ -293,12 +288,65 @@ class JobManager:
             self._end(job_id, "failed", error=f"training crashed: {exc.__class__.__name__}: {str(exc)[:200]}")
         else:
             metrics = dict(getattr(result, "metrics", {}) or {})
-            summary = {"path": str(result.path) if result.path else None, "steps": result.steps,
-                       "seconds": round(result.seconds, 2), "valid_bits_per_char": metrics.get("valid_bits_per_char")}
-            status = "cancelled" if result.stopped else "finished"
-            self._end(job_id, status, result=summary,
-                      message=("stopped early; the best weights so far are saved" if result.stopped and result.path
-                               else "stopped before the first step" if result.stopped else "done"))
+            self._finish(job_id, {"path": str(result.path) if result.path else None, "steps": result.steps,
+                                  "seconds": round(result.seconds, 2), "stopped": result.stopped,
+                                  "valid_bits_per_char": metrics.get("valid_bits_per_char")})
+
+    def _run_in_worker(self, job_id: str, settings, stop: threading.Event) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        handle = WorkerHandle(settings, nice=self.nice, memory_budget=self.memory_budget,
+                              log_path=self.dir / f"{job_id}.log")
+        seen = {"peak": 0, "over": False, "forced": False}
+
+        def watch() -> None:  # memory, cancellation and its grace period, while the worker lives
+            asked = None
+            while handle.process.poll() is None:
+                rss = handle.rss() or 0
+                seen["peak"] = max(seen["peak"], rss)
+                if self.memory_budget and rss > self.memory_budget * MEMORY_KILL_FACTOR:
+                    seen["over"] = True
+                    handle.kill()
+                elif stop.is_set() and asked is None:
+                    handle.stop()
+                    asked = time.monotonic()
+                elif asked is not None and time.monotonic() - asked > STOP_GRACE_SECONDS:
+                    seen["forced"] = True  # e.g. still tokenizing: nothing to save yet
+                    handle.kill()
+                time.sleep(WATCH_SECONDS)
+
+        watcher = threading.Thread(target=watch, daemon=True, name=f"lm-watch-{job_id}")
+        watcher.start()
+        result = error = None
+        for message in handle.messages():
+            if "event" in message:
+                self._on_event(job_id, TrainEvent(**message["event"]))
+            elif "result" in message:
+                result = message["result"]
+            elif "error" in message:
+                error = str(message["error"])
+        code = handle.wait()
+        watcher.join()
+        if seen["over"]:
+            self._end(job_id, "failed", killed_for_memory=True,
+                      error=f"stopped: the training grew to {seen['peak'] / 2**30:.1f} GB of memory, over this "
+                            f"server's limit of {self.memory_budget / 2**30:.1f} GB; choose a smaller size, batch "
+                            "or context")
+        elif seen["forced"]:
+            self._end(job_id, "cancelled", message="cancelled before the first step")
+        elif error is not None:
+            self._end(job_id, "failed", error=error)
+        elif result is not None:
+            self._finish(job_id, result)
+        else:
+            how = f"was killed by signal {-code}" if code < 0 else f"ended with exit code {code}"
+            hint = " (perhaps the machine ran out of memory)" if code == -9 else ""
+            self._end(job_id, "failed", error=f"the training process {how}{hint}; see {job_id}.log in the jobs folder")
+
+    def _finish(self, job_id: str, summary: dict[str, Any]) -> None:
+        stopped = bool(summary.pop("stopped", False))
+        self._end(job_id, "cancelled" if stopped else "finished", result=summary,
+                  message=("stopped early; the best weights so far are saved" if stopped and summary.get("path")
+                           else "stopped before the first step" if stopped else "done"))
 
     def _on_event(self, job_id: str, event) -> bool:
         with self._lock:
@@ -319,12 +367,12 @@ class JobManager:
             return self._stops[job_id].is_set()
 
     def _end(self, job_id: str, status: str, *, error: str | None = None, result: dict | None = None,
-             message: str | None = None) -> None:
+             message: str | None = None, killed_for_memory: bool = False) -> None:
         with self._lock:
             record = self._jobs[job_id]
             record.update(status=status, ended=time.time(), error=error, result=result,
-                          message=message or error or status)
-            record["resumable"] = status != "finished" and self._has_resume_state(record)
+                          message=message or error or status, killed_for_memory=killed_for_memory)
+            record["resumable"] = status != "finished" and not killed_for_memory and self._has_resume_state(record)
             self._save(job_id, force=True)
 
 

@@ -14,14 +14,19 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
+import shutil
 import threading
+import time
+import uuid
 from pathlib import Path
 from typing import Any
 
 from typing import TYPE_CHECKING
 
 from lm.errors import LMError
+from lm.models import FAMILIES
 from lm.store.paths import (  # noqa: F401  re-exported: callers name a model's home through the registry
     ASSETS_DIR, CONFIG_FILE, RECIPE_FILE, TOKENIZER_FILE, cache_dir, home_dir, is_valid_name, user_models_dir,
     validate_name,
@@ -31,6 +36,8 @@ if TYPE_CHECKING:  # listing models must stay cheap: torch is imported only when
     from lm.store.checkpoint import LoadedModel
 
 _build_lock = threading.Lock()
+_log = logging.getLogger(__name__)
+MAX_CONFIG_BYTES = 4 * 2**20  # a config.json is a few kB; a larger one is not read (memory, parse time)
 
 
 @dataclasses.dataclass
@@ -52,29 +59,46 @@ class ModelInfo:
         return out
 
 
+def _text_field(section: Any, key: str, default: str = "?") -> str:
+    value = section.get(key) if isinstance(section, dict) else None
+    return value if isinstance(value, str) else default
+
+
 def _info(path: Path, source: str) -> ModelInfo | None:
-    """Describe a model directory from its config.json or recipe.json without loading tensors."""
+    """Describe a model directory from its config.json or recipe.json without loading tensors; None (with a
+    logged warning) for a file that is missing, malformed or hostile, so one bad entry never breaks a page."""
     recipe = path / RECIPE_FILE
     file = recipe if recipe.is_file() else path / CONFIG_FILE
     try:
+        if file.stat().st_size > MAX_CONFIG_BYTES:
+            raise ValueError(f"larger than {MAX_CONFIG_BYTES} bytes")
         meta = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        _log.warning("skipping model %s: unreadable %s (%s)", path.name, file.name, str(exc)[:200])
         return None
     if not isinstance(meta, dict):
+        _log.warning("skipping model %s: %s is not a JSON object", path.name, file.name)
         return None
-    model = meta.get("model", {}) if isinstance(meta.get("model"), dict) else {}
+    model = meta.get("model") if isinstance(meta.get("model"), dict) else {}
     if meta.get("model_type") == "gpt2":  # a Hugging Face GPT-2 directory
         model = {"family": "transformer", "cell": "gpt2"}
         meta = {"tokenizer": {"kind": "bpe"}, "corpus": {"name": "webtext (GPT-2)"}}
-    family = str(model.get("family", "?"))
-    metrics = meta.get("metrics", {}) if isinstance(meta.get("metrics"), dict) else {}
-    bpc = metrics.get("valid_bits_per_char")
+    family = _text_field(model, "family")
+    if family not in FAMILIES:
+        _log.warning("skipping model %s: %s names no known model family", path.name, file.name)
+        return None
+    metrics = meta.get("metrics") if isinstance(meta.get("metrics"), dict) else {}
+    bpc, params = metrics.get("valid_bits_per_char"), meta.get("parameters")
+    number = (int, float)
     return ModelInfo(
         name=path.name, source=source, path=path, family=family,
-        variant=str(model.get("cell") or family), tokenizer=str(meta.get("tokenizer", {}).get("kind", "?")),
-        corpus=str(meta.get("corpus", {}).get("name", "?")), parameters=meta.get("parameters"),
-        valid_bits_per_char=float(bpc) if isinstance(bpc, (int, float)) else None,
-        description=str(meta.get("description", "")),
+        variant=_text_field(model, "cell", family), tokenizer=_text_field(meta.get("tokenizer"), "kind"),
+        corpus=_text_field(meta.get("corpus"), "name"),
+        parameters=params if isinstance(params, int) and not isinstance(params, bool) and params >= 0 else None,
+        valid_bits_per_char=float(bpc) if isinstance(bpc, number) and not isinstance(bpc, bool) else None,
+        description=meta.get("description") if isinstance(meta.get("description"), str) else "",
     )
 
 
@@ -158,3 +182,43 @@ def _load_recipe(path: Path) -> LoadedModel:
             except LMError:
                 pass  # a stale or damaged cache is rebuilt below
         return build_from_recipe(path, cached)
+
+
+STALE_STAGING_SECONDS = 3600.0  # a save takes seconds; a staging folder this old was left by a killed process
+
+
+def delete_model(name: str) -> Path:
+    """Delete the user model `name` (and its resume state); the zoo cannot be deleted. Atomic: the directory
+    is renamed out of the models folder first, so no reader ever sees half a model; a session that already
+    holds the model in memory keeps using it until it lets go."""
+    name = validate_name(name)
+    path = user_models_dir() / name
+    if not path.is_dir():
+        if (ASSETS_DIR / name).is_dir():
+            raise LMError(f"{name!r} is part of the shipped zoo and cannot be deleted")
+        raise LMError(f"no user model named {name!r}")
+    doomed = path.parent / f".{name}.deleting-{uuid.uuid4().hex[:8]}"
+    os.replace(path, doomed)
+    shutil.rmtree(doomed, ignore_errors=True)
+    shutil.rmtree(path.parent / f"{name}.resume", ignore_errors=True)
+    return path
+
+
+def clean_stale_staging(root: Path | None = None, max_age: float = STALE_STAGING_SECONDS) -> list[Path]:
+    """Remove half-written saves (`.NAME.saving-*`) and interrupted deletes left by a killed process in `root`
+    (default: the user models directory)."""
+    removed = []
+    root = user_models_dir() if root is None else root
+    if not root.is_dir():
+        return removed
+    now = time.time()
+    for path in root.glob(".*"):
+        if (".saving-" in path.name or ".deleting-" in path.name) and path.is_dir():
+            try:
+                old = now - path.stat().st_mtime > max_age or ".deleting-" in path.name
+            except OSError:
+                continue
+            if old:
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path)
+    return removed

@@ -44,6 +44,7 @@ from lm.errors import LMError
 from lm.models import FAMILIES, build_model, family_classes
 from lm.run.metrics import held_out_metrics
 from lm.store.checkpoint import save_checkpoint
+from lm.train.budget import check_memory, estimate_run
 from lm.train.ngram import train_ngram
 from lm.train.schedule import DistInfo, init_distributed, train_device, lr_at, sample_starts
 from lm.train.settings import Callback, TrainEvent, TrainResult, TrainSettings, _Plan, emit, resolve_settings
@@ -58,9 +59,14 @@ def _stop_requested(settings: TrainSettings) -> bool:
     return bool(flag is not None and flag.is_set())
 
 
-def train(settings: TrainSettings, callback: Callback | None = None) -> TrainResult:
-    """Train (or count) the model `settings` describe and save its checkpoint; see the module docstring."""
+def train(settings: TrainSettings, callback: Callback | None = None, *, memory_budget: int | None = None) -> TrainResult:
+    """Train (or count) the model `settings` describe and save its checkpoint; see the module docstring.
+
+    `memory_budget` (bytes): refuse, with a one-line LMError and before any work, a run estimated not to fit
+    (`lm.train.budget`); None: no limit (the CLI on one's own machine, unless $LM_TRAIN_MEMORY_MB is set).
+    """
     plan = resolve_settings(settings)
+    check_memory(estimate_run(settings, plan), memory_budget)
     if not FAMILIES[plan.family].gradient:
         return train_ngram(settings, plan, callback)
     previous_threads = torch.get_num_threads()
