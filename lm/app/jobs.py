@@ -91,10 +91,12 @@ class JobManager:
         self._threads = threads  # torch threads per training (None: leave torch's setting alone)
         self.memory_budget = memory_budget if memory_budget is not None else budget_from_env()
         self.nice = nice
+        self.kill_factor = MEMORY_KILL_FACTOR
         self._lock = threading.RLock()
         self._jobs: dict[str, dict[str, Any]] = {}
         self._stops: dict[str, threading.Event] = {}
         self._threads_by_job: dict[str, threading.Thread] = {}
+        self._workers: dict[str, WorkerHandle] = {}
         self._last_save: dict[str, float] = {}
         self._load()
 
@@ -244,6 +246,12 @@ class JobManager:
             self._save(job_id, force=True)
             return True
 
+    def worker_pid(self, job_id: str) -> int | None:
+        """The process id of the run's worker while it runs (None: not started, finished, or in-thread)."""
+        with self._lock:
+            handle = self._workers.get(job_id)
+            return handle.process.pid if handle is not None else None
+
     def delete_model(self, name: str, by: str | None = None) -> None:
         """Delete a user model: its owner (the session whose run made it) or the teacher; never while training."""
         with self._lock:
@@ -297,13 +305,15 @@ class JobManager:
         handle = WorkerHandle(settings, nice=self.nice, memory_budget=self.memory_budget,
                               log_path=self.dir / f"{job_id}.log")
         seen = {"peak": 0, "over": False, "forced": False}
+        with self._lock:
+            self._workers[job_id] = handle
 
         def watch() -> None:  # memory, cancellation and its grace period, while the worker lives
             asked = None
             while handle.process.poll() is None:
                 rss = handle.rss() or 0
                 seen["peak"] = max(seen["peak"], rss)
-                if self.memory_budget and rss > self.memory_budget * MEMORY_KILL_FACTOR:
+                if self.memory_budget and rss > self.memory_budget * self.kill_factor:
                     seen["over"] = True
                     handle.kill()
                 elif stop.is_set() and asked is None:
@@ -326,6 +336,8 @@ class JobManager:
                 error = str(message["error"])
         code = handle.wait()
         watcher.join()
+        with self._lock:
+            self._workers.pop(job_id, None)
         if seen["over"]:
             self._end(job_id, "failed", killed_for_memory=True,
                       error=f"stopped: the training grew to {seen['peak'] / 2**30:.1f} GB of memory, over this "
