@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.metadata
+import json
 import os
 import re
+from collections import Counter
 
 import pytest
 
@@ -20,6 +23,7 @@ from lm.data.corpus import (
     load_corpus,
 )
 from lm.errors import LMError
+from lm.store.paths import ASSETS_DIR
 from lm.data.textio import atomic_write_bytes, atomic_write_text, read_text_file
 
 SPEAKER_LINE = re.compile(r"^[A-Z][A-Z .,&'-]*:$", re.M)
@@ -75,8 +79,40 @@ def test_names_one_lowercase_name_per_line():
     assert len(lines) == corpus.num_documents > 4000
     assert lines == [d.title for d in corpus.documents] == [d.text for d in corpus.documents]
     assert all(line.isalpha() and line == line.lower() for line in lines)
-    assert len(set(lines)) == len(lines) and lines == sorted(lines)
+    assert len(set(lines)) == len(lines)
     assert {"mary", "john", "emma"} <= set(lines)
+
+
+def _share_of_neighbours_alike(names: list[str]) -> float:
+    """Share of adjacent names that share their first two letters."""
+    return sum(a[:2] == b[:2] for a, b in zip(names, names[1:])) / (len(names) - 1)
+
+
+def test_names_are_shuffled_not_sorted():
+    corpus_mod._names_documents.cache_clear()
+    corpus_mod._builtin.cache_clear()
+    names = [d.title for d in load_corpus("names").documents]
+    # the same names the package's files list, each once (only the order changed)
+    listed = set()
+    for f in importlib.metadata.distribution("names").files:
+        if f.name.endswith(".first"):
+            listed |= {line.split()[0].lower() for line in f.read_text(encoding="utf-8").splitlines() if line.strip()}
+    assert set(names) == {n for n in listed if n.isalpha()} and len(names) == len(set(names))
+    # Not alphabetical: neighbours share their first two letters about as often as two names drawn at random
+    # (sorted, nearly all of them do).
+    prefixes = Counter(n[:2] for n in names)
+    chance = sum(c * (c - 1) for c in prefixes.values()) / (len(names) * (len(names) - 1))
+    assert _share_of_neighbours_alike(sorted(names)) > 0.9
+    assert _share_of_neighbours_alike(names) < 2 * chance < 0.05
+
+
+def test_names_order_is_the_one_the_zoo_was_trained_on():
+    # Deterministic across processes and sessions: the held-out names the shipped names models recorded are
+    # the ones this corpus holds out now (a different order would hold out different names).
+    for model in ("names-char-lstm", "names-char-transformer"):
+        config = json.loads((ASSETS_DIR / model / "config.json").read_text(encoding="utf-8"))
+        recorded = config["corpus"]["split"]["valid_documents"]
+        assert load_corpus("names").split().info["valid_documents"] == recorded, model
 
 
 # -- python -----------------------------------------------------------------------------------------

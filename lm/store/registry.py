@@ -170,14 +170,15 @@ def load_model(name_or_path: str, device: str | None = None) -> LoadedModel:
 def _load_recipe(path: Path) -> LoadedModel:
     # recipes count tables with NumPy and save them with torch: imported on first load, not on listing
     from lm.store.checkpoint import load_checkpoint  # torch: listing models stays cheap
-    from lm.store.recipe import build_from_recipe, read_recipe, recipe_settings  # torch: as above
+    from lm.store.recipe import build_from_recipe, read_recipe  # torch: as above
 
     cached = cache_dir() / path.name
     with _build_lock:  # two sessions asking at once build it once
         if (cached / CONFIG_FILE).is_file():
             try:
                 loaded = load_checkpoint(cached, name=path.name)
-                if recipe_settings(loaded.meta.get("recipe", {})) == recipe_settings(read_recipe(path)):
+                if loaded.meta.get("recipe") == read_recipe(path):  # the whole recipe: a recount (new corpus
+                    # order, new metrics) must not be served from an old cache
                     return loaded
             except LMError:
                 pass  # a stale or damaged cache is rebuilt below
