@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from lm.errors import LMError
+from lm.app.quotas import TEACHER, Quotas, check_training
 from lm.app.uploads import corpora_dir, save_upload, upload_max_bytes  # noqa: F401  re-exported for the pages
 from lm.app.records import (  # noqa: F401  ACTIVE, TERMINAL and jobs_dir are read through this module
     ACTIVE, TERMINAL, checked_record, jobs_dir, owner_alive, this_process,
@@ -43,7 +44,6 @@ from lm.store.registry import clean_stale_staging, delete_model, home_dir, list_
 from lm.train.budget import check_memory, estimate_run, memory_budget
 from lm.train.settings import TrainEvent, TrainSettings, resolve_settings
 
-TEACHER = "teacher"  # the `by` of a caller holding the teacher token (lm.app.teacher)
 DEFAULT_MAX_CONCURRENT = 1
 SAVE_EVERY_SECONDS = 1.0  # job records are rewritten at most this often while a run reports progress
 WORKER_NICE = 10  # training yields the CPU to students generating text
@@ -81,7 +81,7 @@ class JobManager:
 
     def __init__(self, home: Path | str, max_concurrent: int = DEFAULT_MAX_CONCURRENT,
                  train_fn: Callable | None = None, threads: int | None = 1, memory_budget: int | None = None,
-                 nice: int = WORKER_NICE):
+                 nice: int = WORKER_NICE, quotas: Quotas | None = None):
         self.home = Path(home)
         self.dir = jobs_dir(self.home)
         self.max_concurrent = max_concurrent
@@ -92,6 +92,7 @@ class JobManager:
         self.memory_budget = memory_budget if memory_budget is not None else budget_from_env()
         self.nice = nice
         self.kill_factor = MEMORY_KILL_FACTOR
+        self.quotas = quotas if quotas is not None else Quotas.from_env()
         self._lock = threading.RLock()
         self._jobs: dict[str, dict[str, Any]] = {}
         self._stops: dict[str, threading.Event] = {}
@@ -185,6 +186,9 @@ class JobManager:
                               "another name (or resume or delete that run)")
             if not settings.resume and any(m.name == plan.name for m in list_models()):
                 raise LMError(f"a model named {plan.name!r} already exists; pick another name")
+            if not settings.resume:
+                check_training(self.quotas, list(self._jobs.values()), None if owner == TEACHER else owner,
+                               self.home, ACTIVE)
             job_id = job_id or f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
             previous = self._jobs.get(job_id, {})
             record = {
