@@ -114,8 +114,9 @@ def products_us(model, repeats: int) -> tuple[float, float]:
 
     pairs = []  # (weight [out, in], bias) of qkv, attention out, MLP in, MLP out, per layer
     for block in model.h:
-        w = block.step_weights()
-        pairs += [(w[2], w[3]), (w[4], w[5]), (w[8], w[9]), (w[10], w[11])]
+        w = block.weights()
+        pairs += [(w.c_attn_weight, w.c_attn_bias), (w.attn_proj_weight, w.attn_proj_bias),
+                  (w.c_fc_weight, w.c_fc_bias), (w.mlp_proj_weight, w.mlp_proj_bias)]
     inputs = {n: torch.randn(1, n) for n in {weight.shape[1] for weight, _ in pairs}}  # [1, in]
     arrays = [(weight.detach().numpy(), bias.detach().numpy()) for weight, bias in pairs]
     vectors = {n: x[0].numpy() for n, x in inputs.items()}

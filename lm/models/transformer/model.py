@@ -4,7 +4,8 @@ Pre-LayerNorm blocks, learned positions, causal multi-head self-attention, a 4x 
 linear head (optionally tied to the token embedding). The parameter names follow GPT-2 (`wte`, `h.{i}.attn.
 c_attn`, ...) so that `lm.models.gpt2` can map a Hugging Face checkpoint onto this module one tensor at a time.
 
-Three ways to run the same weights:
+Three ways to run the same weights, all through the one block of `lm.models.transformer.block` with a
+different attention plugged in:
 - `logits` (training, scoring): whole sequences through `F.scaled_dot_product_attention(is_causal=True)`;
 - `start` / `prefill` / `step` (generation): a preallocated KV cache, so a new token costs one pass of one
   position over the model instead of recomputing the whole window (at batch 1 on the CPU the step runs in
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from typing import ClassVar
 
 import torch
@@ -26,7 +28,8 @@ from torch import nn
 from lm.device import build_with_weights, check_ids, module_device
 from lm.errors import LMError
 from lm.models.base import LanguageModel, ModelConfig
-from lm.models.transformer.block import ACTIVATIONS
+from lm.models.transformer.block import (ACTIVATIONS, Block, cached_attention, causal_attention,
+                                         explicit_attention, head_norms, torch_block)
 from lm.models.transformer.step import NumpyStep, NumpyWeights
 from lm.models.trace import AttentionTrace
 
@@ -114,99 +117,6 @@ class KVCache:
         return KVCache(kv, self.position, fast)
 
 
-class CausalSelfAttention(nn.Module):
-    def __init__(self, config: TransformerConfig):
-        super().__init__()
-        d = config.d_model
-        self.n_heads = config.n_heads
-        self.dropout = config.dropout
-        self.c_attn = nn.Linear(d, 3 * d, bias=config.bias)  # q, k, v for all heads in one matmul
-        self.c_proj = nn.Linear(d, d, bias=config.bias)
-        self.resid_drop = nn.Dropout(config.dropout)
-
-    def forward(self, x: torch.Tensor, cache: tuple[torch.Tensor, int] | None = None) -> torch.Tensor:
-        """x [B, T, D] -> [B, T, D]; with `cache` (kv buffer [B, 2, H, C, Dh], position) attend to the prefix too."""
-        B, T, D = x.shape
-        H = self.n_heads
-        q, k, v = self.c_attn(x).split(D, dim=2)  # each [B, T, D]
-        q = q.view(B, T, H, D // H).transpose(1, 2)  # [B, H, T, Dh]
-        k = k.view(B, T, H, D // H).transpose(1, 2)  # [B, H, T, Dh]
-        v = v.view(B, T, H, D // H).transpose(1, 2)  # [B, H, T, Dh]
-        mask, causal = None, True
-        if cache is not None:
-            kv, pos = cache
-            kv[:, 0, :, pos:pos + T] = k  # write this chunk into the preallocated cache
-            kv[:, 1, :, pos:pos + T] = v
-            k, v = kv[:, :, :, :pos + T].unbind(1)  # each [B, H, pos + T, Dh]
-            if pos > 0:  # is_causal aligns the mask top-left; a chunk after a prefix needs it bottom-right
-                rows = torch.arange(pos, pos + T, device=x.device)[:, None]  # [T, 1] absolute positions
-                mask, causal = torch.arange(pos + T, device=x.device)[None, :] <= rows, False  # [T, pos + T]
-        p = self.dropout if self.training else 0.0
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p, is_causal=causal)  # [B, H, T, Dh]
-        y = y.transpose(1, 2).reshape(B, T, D)  # [B, T, D]: heads side by side again
-        return self.resid_drop(self.c_proj(y))
-
-
-class MLP(nn.Module):
-    def __init__(self, config: TransformerConfig):
-        super().__init__()
-        self.c_fc = nn.Linear(config.d_model, 4 * config.d_model, bias=config.bias)
-        self.c_proj = nn.Linear(4 * config.d_model, config.d_model, bias=config.bias)
-        self.act = ACTIVATIONS[config.activation]
-        self.drop = nn.Dropout(config.dropout)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.drop(self.c_proj(self.act(self.c_fc(x))))
-
-
-class Block(nn.Module):
-    def __init__(self, config: TransformerConfig):
-        super().__init__()
-        self.ln_1 = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps, bias=config.bias)
-        self.attn = CausalSelfAttention(config)
-        self.ln_2 = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps, bias=config.bias)
-        self.mlp = MLP(config)
-
-    def forward(self, x: torch.Tensor, cache=None) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x), cache)
-        return x + self.mlp(self.ln_2(x))
-
-    def step_weights(self) -> tuple[torch.Tensor | None, ...]:
-        """The 12 tensors of a decoding step (`TransformerModel.step_torch`, `NumpyWeights`; biases may be
-        None), read from the parameter dicts.
-
-        Plain dict lookups on purpose: nn.Module attribute access costs ~0.5 us, ~100 times per token.
-        """
-        mods = self._modules
-        ln_1, ln_2 = mods["ln_1"]._parameters, mods["ln_2"]._parameters
-        attn, mlp = mods["attn"]._modules, mods["mlp"]._modules
-        qkv, proj = attn["c_attn"]._parameters, attn["c_proj"]._parameters
-        fc, out = mlp["c_fc"]._parameters, mlp["c_proj"]._parameters
-        return (ln_1["weight"], ln_1["bias"], qkv["weight"], qkv["bias"], proj["weight"], proj["bias"],
-                ln_2["weight"], ln_2["bias"], fc["weight"], fc["bias"], out["weight"], out["bias"])
-
-    def explain(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The inspection path for one sequence x [T, D]: (new x [T, D], attention [H, T, T], head norms [H, T])."""
-        T, D = x.shape
-        attn = self.attn
-        H = attn.n_heads
-        q, k, v = attn.c_attn(self.ln_1(x)).split(D, dim=1)  # each [T, D]
-        q = q.view(T, H, D // H).transpose(0, 1)  # [H, T, Dh]
-        k = k.view(T, H, D // H).transpose(0, 1)  # [H, T, Dh]
-        v = v.view(T, H, D // H).transpose(0, 1)  # [H, T, Dh]
-        scores = (q @ k.transpose(1, 2)) / math.sqrt(D // H)  # [H, T, T]
-        future = torch.ones(T, T, dtype=torch.bool, device=x.device).triu(1)  # True above the diagonal
-        probs = scores.masked_fill(future, float("-inf")).softmax(dim=-1)  # [H, T, T], exact zeros where masked
-        y = probs @ v  # [H, T, Dh]
-        # what each head adds to the residual stream: its slice of c_proj applied to its own output
-        w = attn.c_proj.weight.view(D, H, D // H)  # [D_out, H, Dh]
-        norms = torch.einsum("htd,ehd->hte", y, w).norm(dim=-1)  # [H, T, D_out] -> [H, T]
-        x = x + attn.c_proj(y.transpose(0, 1).reshape(T, D))  # [H, T, Dh] -> [T, D]
-        mlp = self.mlp  # written out rather than called so that dropout never applies here
-        x = x + mlp.c_proj(mlp.act(mlp.c_fc(self.ln_2(x))))
-        return x, probs, norms
-
-
 class TransformerModel(nn.Module, LanguageModel):
     """GPT-style decoder. Incremental state: a `KVCache` from `start`, advanced in place by `prefill`/`step`.
 
@@ -264,12 +174,20 @@ class TransformerModel(nn.Module, LanguageModel):
     def _embed(self, ids: torch.Tensor, pos: int) -> torch.Tensor:
         return self.drop(self.wte(ids) + self.wpe.weight[pos:pos + ids.shape[-1]])  # [B, T, D]
 
+    def _block(self, dropout: bool = True) -> tuple[Callable, float]:
+        """(the block on torch ops, the attention dropout rate): with dropout only when training."""
+        c = self.config
+        rate = c.dropout if dropout and self.training else None
+        return torch_block(c.d_model, c.layer_norm_eps, c.activation, rate), rate or 0.0
+
     # -- full-sequence path -----------------------------------------------------------------------
     def logits(self, ids: torch.Tensor) -> torch.Tensor:
         ids = check_ids(ids, self.config.vocab_size, dims=2, max_length=self.config.context_length)
         x = self._embed(ids, 0)  # [B, T, D]
+        run, rate = self._block()
+        attend = causal_attention(self.config.n_heads, rate)
         for block in self.h:
-            x = block(x)
+            x = run(x, block.weights(), attend)
         return self.lm_head(self.ln_f(x))  # [B, T, V]
 
     # -- incremental path -------------------------------------------------------------------------
@@ -301,8 +219,10 @@ class TransformerModel(nn.Module, LanguageModel):
         if ids.shape[0] != cache.batch_size:
             raise LMError(f"prompt batch of {ids.shape[0]} does not match the cache's batch of {cache.batch_size}")
         x = self._embed(ids, pos)  # [B, T, D]
+        run, rate = self._block()
+        attend = cached_attention(self.config.n_heads, pos, rate)
         for block, kv in zip(self.h, cache.kv):
-            x = block(x, (kv, pos))
+            x = run(x, block.weights(), attend, kv)
         cache.position = pos + ids.shape[1]
         return self.lm_head(self.ln_f(x[:, -1])), cache  # [B, V]
 
@@ -327,23 +247,13 @@ class TransformerModel(nn.Module, LanguageModel):
             shape = list(tokens.shape) if isinstance(tokens, torch.Tensor) else type(tokens).__name__
             raise LMError(f"step needs one token id per row, shape [{cache.batch_size}], not {shape}")
         check_ids(tokens[:, None], self.config.vocab_size, dims=2)  # LMError, never an IndexError
-        c = self.config
-        D, H, eps, shape, act = c.d_model, c.n_heads, c.layer_norm_eps, (c.d_model,), ACTIVATIONS[c.activation]
+        run, attend = self._block(dropout=False)[0], cached_attention(self.config.n_heads, pos)
         x = F.embedding(tokens, self.wte.weight) + self.wpe.weight[pos]  # [B, D]
-        B = x.shape[0]
         for block, kv in zip(self.h, cache.kv):
-            ln1_w, ln1_b, qkv_w, qkv_b, proj_w, proj_b, ln2_w, ln2_b, fc_w, fc_b, out_w, out_b = block.step_weights()
-            h = F.layer_norm(x, shape, ln1_w, ln1_b, eps)
-            qkv = F.linear(h, qkv_w, qkv_b).view(B, 3, H, 1, D // H)  # [B, 3D] -> [B, 3, H, 1, Dh]
-            kv.narrow(3, pos, 1).copy_(qkv[:, 1:])  # k and v [B, 2, H, 1, Dh] into this position's cache slot
-            k, v = kv.narrow(3, 0, pos + 1).unbind(1)  # each [B, H, pos + 1, Dh]
-            y = F.scaled_dot_product_attention(qkv[:, 0], k, v)  # [B, H, 1, Dh]
-            x = x + F.linear(y.view(B, D), proj_w, proj_b)  # [B, H, 1, Dh] -> [B, D]: heads side by side
-            h = F.layer_norm(x, shape, ln2_w, ln2_b, eps)
-            x = x + F.linear(act(F.linear(h, fc_w, fc_b)), out_w, out_b)  # [B, 4D] -> [B, D]
+            x = run(x, block.weights(), attend, kv)
         cache.position = pos + 1
-        ln_f = self.ln_f
-        x = F.layer_norm(x, shape, ln_f.weight, ln_f.bias, eps)
+        c, ln_f = self.config, self.ln_f
+        x = F.layer_norm(x, (c.d_model,), ln_f.weight, ln_f.bias, c.layer_norm_eps)
         return F.linear(x, self.lm_head.weight), cache  # [B, V]
 
     # -- inspection path --------------------------------------------------------------------------
@@ -351,11 +261,14 @@ class TransformerModel(nn.Module, LanguageModel):
     def trace(self, ids: torch.Tensor) -> AttentionTrace:
         ids = check_ids(ids, self.config.vocab_size, dims=1, max_length=self.config.context_length)
         x = self.wte(ids) + self.wpe.weight[: ids.shape[0]]  # [T, D]
+        H = self.config.n_heads
+        run, attend = self._block(dropout=False)[0], explicit_attention(H)
         attention, norms = [], []
         for block in self.h:
-            x, probs, head_norms = block.explain(x)
-            attention.append(probs)
-            norms.append(head_norms)
+            w, record = block.weights(), {}
+            x = run(x, w, attend, record, record)  # the attention records its probabilities, the block its writes
+            attention.append(record["attention"])
+            norms.append(head_norms(record["heads"], w.attn_proj_weight, H))
         logits = self.lm_head(self.ln_f(x))  # [T, V]
         return AttentionTrace(
             attention=torch.stack(attention).float().cpu(),  # [L, H, T, T]

@@ -1,6 +1,7 @@
 """The Transformer's one-token decoding step for batch 1 on the CPU, in NumPy, on the model's own weights.
 
-Why a second step: at batch 1 a step is sixteen matrix-vector products (four per layer at 4 layers) and some
+The step is the one block of `lm.models.transformer.block` on NumPy ops with a NumPy KV-cached attention.
+Why a second backend: at batch 1 a step is sixteen matrix-vector products (four per layer at 4 layers) and some
 sixty small vector operations. On the CPUs measured for this project (AMD EPYC, docs/benchmarks.md) torch's
 bundled MKL runs a [768, 256] x [256] product 2-3x slower than NumPy's OpenBLAS does (MKL is tuned for
 Intel CPUs), and every torch op costs a few microseconds of dispatch against about one for NumPy.
@@ -15,13 +16,14 @@ for batch 1, float32, on the CPU; batches, GPUs, prefill, training and `trace` s
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import torch
 
 from lm.device import sync_blas_threads
 from lm.errors import LMError
-from lm.models.transformer.block import ACTIVATIONS
+from lm.models.transformer.block import ACTIVATIONS, BlockWeights, Ops, block_function
 
 
 def _view(tensor: torch.Tensor | None) -> np.ndarray | None:
@@ -32,38 +34,65 @@ def _view(tensor: torch.Tensor | None) -> np.ndarray | None:
     return view
 
 
-class NumpyWeights:
-    """Read-only NumPy views of a `TransformerModel`'s parameters, taken once per `start()`."""
+def numpy_ops(eps: float, activation: str) -> Ops:
+    """The block's ops on 1-D float32 vectors (one position)."""
+    # The activation goes through torch (one op per layer): NumPy has no erf for the exact GELU, and
+    # sharing torch's function keeps the two paths identical there.
+    torch_act = ACTIVATIONS[activation]
 
-    __slots__ = ("layers", "wte", "wpe", "ln_f", "head", "n_heads", "eps", "act", "vocab_size", "source")
+    def layer_norm(x: np.ndarray, weight: np.ndarray | None, bias: np.ndarray | None) -> np.ndarray:
+        centred = x - x.sum() / x.shape[0]  # the same float32 mean as x.mean(), without its ~3 us of Python
+        out = centred * (1.0 / math.sqrt(float(centred @ centred) / x.shape[0] + eps))
+        if weight is not None:
+            out = out * weight
+        return out if bias is None else out + bias
+
+    def linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
+        out = weight @ x  # [out, in] @ [in] -> [out]: a matrix-vector product
+        return out if bias is None else out + bias
+
+    def act(x: np.ndarray) -> np.ndarray:
+        return torch_act(torch.from_numpy(x)).numpy()
+
+    return Ops(layer_norm, linear, act, None)
+
+
+class NumpyWeights:
+    """Read-only NumPy views of a `TransformerModel`'s parameters and the block on NumPy ops, made once per
+    `start()`."""
+
+    __slots__ = ("layers", "wte", "wpe", "ln_f", "head", "n_heads", "vocab_size", "source", "run", "layer_norm")
 
     def __init__(self, model):
         c = model.config
-        self.layers = [tuple(_view(t) for t in block.step_weights()) for block in model.h]
+        self.layers = [BlockWeights._make(map(_view, block.weights())) for block in model.h]
         self.wte, self.wpe = _view(model.wte.weight), _view(model.wpe.weight)  # [V, D], [C, D]
         # Whose weights these are: `step` falls back to torch for a cache started by another model, or
         # after the weights moved (`.to()` gives the parameters new memory).
         self.source = model.wte.weight.data_ptr()
         self.ln_f = (_view(model.ln_f.weight), _view(model.ln_f.bias))
         self.head = _view(model.lm_head.weight)  # [V, D]; the same memory as wte when tied
-        self.n_heads, self.eps, self.vocab_size = c.n_heads, c.layer_norm_eps, c.vocab_size
-        # The activation goes through torch (one op per layer): NumPy has no erf for the exact GELU, and
-        # sharing torch's function keeps the two paths identical there.
-        self.act = ACTIVATIONS[c.activation]
+        self.n_heads, self.vocab_size = c.n_heads, c.vocab_size
+        ops = numpy_ops(c.layer_norm_eps, c.activation)
+        self.run, self.layer_norm = block_function(ops), ops.layer_norm
         sync_blas_threads()  # the first time in a process: NumPy's products follow torch's thread count
 
 
-def _layer_norm(x: np.ndarray, weight: np.ndarray | None, bias: np.ndarray | None, eps: float) -> np.ndarray:
-    centred = x - x.mean()
-    out = centred * (1.0 / math.sqrt(float(centred @ centred) / x.shape[0] + eps))
-    if weight is not None:
-        out = out * weight
-    return out if bias is None else out + bias
+def cached_attention(n_heads: int, pos: int) -> Callable:
+    """The step's attention: this position's qkv [3D] writes its keys and values into the layer's cache
+    buffer (the state, [2, H, C, Dh]) and its query attends to every cached position up to itself."""
 
+    def attend(qkv: np.ndarray, kv: np.ndarray) -> np.ndarray:
+        D = qkv.shape[0] // 3
+        qkv = qkv.reshape(3, n_heads, D // n_heads)  # [3, H, Dh]
+        kv[:, :, pos] = qkv[1:]  # this position's keys and values [2, H, Dh] into the cache
+        keys, values = kv[0, :, :pos + 1], kv[1, :, :pos + 1]  # each [H, pos + 1, Dh]
+        scores = np.matmul(keys, qkv[0, :, :, None])[:, :, 0] * (1.0 / math.sqrt(D // n_heads))  # [H, pos + 1]
+        probs = np.exp(scores - scores.max(axis=1, keepdims=True))
+        probs /= probs.sum(axis=1, keepdims=True)
+        return np.matmul(probs[:, None, :], values).reshape(D)  # [H, 1, Dh] -> [D]: heads side by side
 
-def _affine(weight: np.ndarray, x: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
-    out = weight @ x  # [out, in] @ [in] -> [out]: a matrix-vector product
-    return out if bias is None else out + bias
+    return attend
 
 
 class NumpyStep:
@@ -85,20 +114,8 @@ class NumpyStep:
             raise LMError(f"token ids must be integers, not {type(token).__name__}")
         if not 0 <= token < w.vocab_size:
             raise LMError(f"token id {token} is outside the model's vocabulary of {w.vocab_size}")
-        H, eps, act = w.n_heads, w.eps, w.act
+        run, attend = w.run, cached_attention(w.n_heads, pos)
         x = w.wte[token] + w.wpe[pos]  # [D]
-        D = x.shape[0]
-        scale = 1.0 / math.sqrt(D // H)
-        for (ln1_w, ln1_b, qkv_w, qkv_b, proj_w, proj_b, ln2_w, ln2_b, fc_w, fc_b, out_w, out_b), kv in zip(
-                w.layers, self.kv):
-            qkv = _affine(qkv_w, _layer_norm(x, ln1_w, ln1_b, eps), qkv_b).reshape(3, H, D // H)  # [3, H, Dh]
-            kv[:, :, pos] = qkv[1:]  # this position's keys and values [2, H, Dh] into the cache
-            keys, values = kv[0, :, :pos + 1], kv[1, :, :pos + 1]  # each [H, pos + 1, Dh]
-            scores = np.matmul(keys, qkv[0, :, :, None])[:, :, 0] * scale  # [H, pos + 1]
-            probs = np.exp(scores - scores.max(axis=1, keepdims=True))
-            probs /= probs.sum(axis=1, keepdims=True)
-            y = np.matmul(probs[:, None, :], values).reshape(D)  # [H, 1, Dh] -> [D]: heads side by side
-            x = x + _affine(proj_w, y, proj_b)
-            hidden = _affine(fc_w, _layer_norm(x, ln2_w, ln2_b, eps), fc_b)  # [4D]
-            x = x + _affine(out_w, act(torch.from_numpy(hidden)).numpy(), out_b)
-        return w.head @ _layer_norm(x, *w.ln_f, eps)  # [V]
+        for layer, kv in zip(w.layers, self.kv):
+            x = run(x, layer, attend, kv)
+        return w.head @ w.layer_norm(x, *w.ln_f)  # [V]
