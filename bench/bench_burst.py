@@ -3,7 +3,7 @@
     python bench/bench_burst.py [--sessions 40] [--tokens 100] [--bursts 3] [--out FILE]
     (also: python bench/bench_load.py --burst 40)
 
-One `streamlit run app.py` (the README's start command), the shipped `shakespeare-char-lstm`, prompt
+One `streamlit run app.py` (the README's start command; `--replicas N`: `python -m lm.app.serve`), the shipped `shakespeare-char-lstm`, prompt
 "ROMEO:", seed 7. Measured in one run, side by side with the in-process reference:
 
 1. overhead: server CPU for one Playground Generate (one session, one at a time) against the CPU of the same
@@ -39,14 +39,18 @@ MODEL = "shakespeare-char-lstm"
 TIMEOUT = 300.0
 
 
-def process_cpu(pid: int) -> float:
-    """CPU seconds (user + system) of one process, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def process_cpu(pids) -> float:
+    """CPU seconds (user + system) of the server processes (the replicas), from /proc."""
+    total = 0.0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
-def process_rss(pid: int) -> int:
-    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[21]) * os.sysconf("SC_PAGE_SIZE")
+def process_rss(pids) -> int:
+    return sum(int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[21]) for pid in pids) \
+        * os.sysconf("SC_PAGE_SIZE")
 
 
 def in_process_reference(tokens: int, repeats: int = 20) -> tuple[float, float]:
@@ -72,7 +76,7 @@ def in_process_reference(tokens: int, repeats: int = 20) -> tuple[float, float]:
 QUERY = {"model": MODEL, "prompt": "ROMEO:\n", "seed": "7"}
 
 
-async def overhead(base: str, pid: int, tokens: int, repeats: int = 10) -> tuple[float, float]:
+async def overhead(base: str, pid, tokens: int, repeats: int = 10) -> tuple[float, float]:
     """(server CPU per Generate, server CPU per page open), one session, one action at a time."""
     session = await StreamlitSession.connect(base, timeout=TIMEOUT)
     query = {**QUERY, "max_new_tokens": str(tokens)}
@@ -123,7 +127,7 @@ def training_step(home: Path) -> int:
     return max(steps, default=0)
 
 
-async def run(args, base: str, pid: int, home: Path) -> dict:
+async def run(args, base: str, pid, home: Path) -> dict:
     out: dict = {"rss": []}
     teacher = await StreamlitSession.connect(base, timeout=TIMEOUT)  # the teacher opens the app first: that
     await teacher.open("home", {})  # starts the background warm-up (lm/app/warmup.py), which runs meanwhile
@@ -164,7 +168,8 @@ def report(args, ref_cpu: float, ref_wall: float, r: dict) -> str:
         f"## Burst: {args.sessions} sessions press Generate at once (`python bench/bench_burst.py`)",
         "",
         f"Machine: {platform.machine()}, {cores} cores, {platform.python_version()}. One `streamlit run app.py`, "
-        f"`{MODEL}`, prompt 'ROMEO:', seed 7, {args.tokens} new tokens; {args.bursts} bursts per row.",
+        f"`{MODEL}`, prompt 'ROMEO:', seed 7, {args.tokens} new tokens; {args.bursts} bursts per row; "
+        f"{args.replicas} replica(s){' behind HAProxy (python -m lm.app.serve)' if args.replicas > 1 else ''}.",
         "",
         "| measure | project | reference | ratio | target | met? |",
         "|---|---:|---:|---:|---:|---|",
@@ -196,21 +201,33 @@ def main(argv=None) -> None:
     parser.add_argument("--tokens", type=int, default=100)
     parser.add_argument("--bursts", type=int, default=3)
     parser.add_argument("--warm-seconds", type=float, default=30.0, dest="warm_seconds")
+    parser.add_argument("--replicas", type=int, default=1,
+                        help="1: one `streamlit run app.py`; more: `python -m lm.app.serve` (HAProxy, sticky sessions)")
     parser.add_argument("--out", help="also write the markdown to this file")
     args = parser.parse_args(argv)
     ref_cpu, ref_wall = in_process_reference(args.tokens)
     home = Path(tempfile.mkdtemp(prefix="bench-burst-home-"))
     env = {**os.environ, "LM_PLAYGROUND_HOME": str(home), "PYTHONUNBUFFERED": "1"}
     log_path = home / "server.log"
-    with open(log_path, "wb") as log:
-        port = free_port()
-        proc = launch(port, env, log)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    if args.replicas > 1:
+        from lm.app import serve
+
+        os.environ["LM_PLAYGROUND_HOME"] = str(home)
+        procs = serve.start(args.replicas, port, home, bind="127.0.0.1")
         try:
-            base = f"http://127.0.0.1:{port}"
-            wait_healthy(proc, base, log_path)
-            results = asyncio.run(run(args, base, proc.pid, home))
+            results = asyncio.run(run(args, base, [p.pid for p in procs[:-1]], home))
         finally:
-            stop(proc)
+            serve.stop(procs)
+    else:
+        with open(log_path, "wb") as log:
+            proc = launch(port, env, log)
+            try:
+                wait_healthy(proc, base, log_path)
+                results = asyncio.run(run(args, base, [proc.pid], home))
+            finally:
+                stop(proc)
     text = report(args, ref_cpu, ref_wall, results)
     print(text)
     if args.out:
