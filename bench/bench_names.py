@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ["LM_PLAYGROUND_HOME"] = tempfile.mkdtemp(prefix="bench-names-")
 
 from lm.data.corpus import load_corpus
-from lm.run.generate import generate
+from lm.run.generate import collect, generate
 from lm.run.sampling import SamplingSettings
 from lm.store.registry import list_models, load_model
 
@@ -72,10 +72,8 @@ def main() -> None:
         if info.source != "zoo" or info.corpus != "names":
             continue
         loaded = load_model(info.name)
-        texts = [""] * settings.samples
-        for token in generate(loaded.model, loaded.tokenizer, "", settings):
-            texts[token.sample] += token.text
-        rows = [generated_names(t) for t in texts]
+        done = collect(generate(loaded.model, loaded.tokenizer, "", settings), settings.samples)
+        rows = [generated_names(t) for t in done.texts]
         share, pairs = adjacent_share(rows)
         print(f"| `{info.name}` | {sum(map(len, rows))} | {pairs} | {100 * share:.1f} % |")
         examples[info.name] = " ".join(rows[0][:10])

@@ -31,7 +31,7 @@ import torch
 from lm.data.corpus import load_corpus
 from lm.run.generate import generate
 from lm.models.ngram.model import SMOOTHINGS, NgramModel
-from lm.run.sampling import MAX_NEW_TOKENS, SamplingSettings, sample
+from lm.run.sampling import MAX_NEW_TOKENS, SamplingSettings, as_rows, draw_one
 from lm.data.tokenizer import Tokenizer
 
 
@@ -55,8 +55,9 @@ def sampling_rate(model: NgramModel, n: int, first: int, method: str, seed: int 
     for _ in range(n):
         logits, state = model.step(token, state)
         probs = torch.softmax(logits, dim=-1)
-        if method == "lm":  # the project's own sampler, as every generation uses it
-            token = sample(logits, SETTINGS, g)
+        if method == "lm":  # the project's own draw, as `generate` makes it when no knob is set
+            u = float(torch.rand(1, generator=g, dtype=torch.float64))
+            token = torch.tensor([draw_one(as_rows(logits)[0], u)[0]])
         elif method == "multinomial":
             token = torch.multinomial(probs, 1, generator=g)[:, 0]
         else:  # inverse CDF: one uniform draw and a binary search (torch.multinomial alone costs ~25 us)
@@ -64,9 +65,6 @@ def sampling_rate(model: NgramModel, n: int, first: int, method: str, seed: int 
             token = torch.searchsorted(probs.cumsum(-1), u).clamp_(max=V - 1)[:, 0]
         drawn.append(token)
     return n / (time.perf_counter() - start), drawn
-
-
-SETTINGS = SamplingSettings(temperature=1.0)
 
 
 def generate_rate(model: NgramModel, tokenizer, n: int) -> float:
@@ -166,7 +164,7 @@ def main() -> None:
         ["sampling, batch 1, cold caches (step + inverse-CDF draw)", f"{fmt_rate(cold)} tokens/s"],
         ["sampling, batch 1, warm caches (same run again)", f"{fmt_rate(warm)} tokens/s"],
         ["sampling, batch 1, cold caches (step + torch.multinomial)", f"{fmt_rate(multi)} tokens/s"],
-        ["sampling, batch 1, cold caches (step + `lm.run.sampling.sample`)", f"{fmt_rate(ours)} tokens/s"],
+        ["sampling, batch 1, cold caches (step + `lm.run.sampling.draw_one`)", f"{fmt_rate(ours)} tokens/s"],
         ["full `lm.run.generate.generate` loop (with ranks, alternatives, text)", f"{fmt_rate(full)} tokens/s"],
         ["`step()` alone on the sampled tokens, cold caches", f"{fmt_rate(step_cold)} tokens/s"],
         ["`step()` alone on the sampled tokens, warm caches", f"{fmt_rate(step_warm)} tokens/s"],

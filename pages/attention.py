@@ -1,7 +1,7 @@
 """Attention: which earlier tokens each head of a Transformer looks at, for a text you type.
 
 Thin page: `lm.inspect.text` runs the model's trace (cached per model and text, so moving a slider only re-slices
-it) and `lm.viz.figures` draws every figure.
+it) and `lm.viz` draws every figure.
 """
 
 import math
@@ -10,11 +10,10 @@ import streamlit as st
 
 from lm.models import families_for_page
 from lm import viz
-from lm.errors import LMError
-from lm.inspect import head_summary, inspect_text
-from ui.loaders import available_models, cached_model, get_model
+from lm.inspect import head_summary
+from ui.loaders import available_models, get_inspection, inspection
 from ui.state import init_from_query, write_query
-from ui.widgets import clamp_state, model_label, preferred_models
+from ui.widgets import clamp_state, model_picker
 
 TEXTS = {  # a first text per corpus that shows previous-token, name-matching and punctuation heads
     "shakespeare": "ROMEO:\nBut soft, what light through yonder window breaks?\nIt is the east, and Juliet is "
@@ -23,11 +22,6 @@ TEXTS = {  # a first text per corpus that shows previous-token, name-matching an
     "python": "def add(a, b):\n    return a + b\n\n\ndef mul(a, b):\n    return a * b\n",
 }
 LAST = 10**6  # "the last token": clamped to the text's length
-
-
-@st.cache_resource(max_entries=8, show_spinner="Running the model on the text…")
-def inspection(model_name: str, text: str):
-    return inspect_text(cached_model(model_name), text)
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)
@@ -69,29 +63,19 @@ def head_view(name: str, text: str) -> None:
 
 def main() -> None:
     st.title("Attention")
-    models = available_models(families=families_for_page("attention"))
-    if not models:
-        st.info("No Transformer models yet — train one on the Train page (or import GPT-2 with `python -m lm`).")
+    info = model_picker(available_models(families=families_for_page("attention")), "att_model",
+                        empty="No Transformer models yet — train one on the Train page (or import GPT-2 with "
+                              "`python -m lm`).")
+    if info is None:
         return
-    infos = {m.name: m for m in models}
-    init_from_query({"att_model": preferred_models(models)[0]}, allowed={"att_model": list(infos)})
-    st.sidebar.selectbox("Model", list(infos), key="att_model", format_func=lambda n: model_label(infos[n]))
-    name = st.session_state["att_model"]
-    init_from_query({"att_text": TEXTS.get(infos[name].corpus, TEXTS["shakespeare"]), "att_layer": 0,
+    name = info.name
+    init_from_query({"att_text": TEXTS.get(info.corpus, TEXTS["shakespeare"]), "att_layer": 0,
                      "att_head": 0, "att_token": LAST})
     st.caption("Each head of each layer decides how much every earlier token matters for the current one. "
                "Rows: the token doing the looking (query); columns: the tokens it looks at (keys).")
     st.text_area("Text", key="att_text", height=120)
-    loaded = get_model(name)
-    if loaded is None:
+    if get_inspection(name, st.session_state["att_text"]) is None:
         return
-    try:
-        ins = inspection(name, st.session_state["att_text"])
-    except LMError as exc:
-        st.error(str(exc))
-        return
-    if ins.note:
-        st.caption(ins.note)
     head_view(name, st.session_state["att_text"])
     grid, summary_fig, rows = heads_views(name, st.session_state["att_text"])
     st.subheader("Every head at once")

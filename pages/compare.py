@@ -2,24 +2,23 @@
 
 import time
 
-import plotly.graph_objects as go
 import streamlit as st
 
+from lm import viz
 from lm.app.compare import (CorpusIndex, corpus_source, cross_score, default_lineup, generate_column, memorisation,
                         surprisal_by_char, training_text)
+from lm.app.playground import default_prompt
 from lm.errors import LMError
 from lm.store.registry import list_models
 from ui.loaders import available_models, cached_model, get_model
 from ui.state import init_from_query, write_query
 from ui.widgets import SAMPLING_KEYS, gltr_html, gltr_legend, sampling_sidebar
 
-PROMPTS = {"shakespeare": "ROMEO:\n", "names": "", "python": "def "}
 SAMPLE_TEXTS = {
     "shakespeare": "To be, or not to be, that is the question:\nWhether 'tis nobler in the mind to suffer",
     "names": "emma\noliver\nzqxjw\nsophia",
     "python": "for i in range(10):\n    print(i * i)\n",
 }
-COLOURS = ["#4C78A8", "#F58518", "#54A24B", "#B279A2"]
 
 
 @st.cache_resource(show_spinner="Reading the training text…", max_entries=8)
@@ -88,38 +87,6 @@ def column(slot, loaded, prompt: str, settings, result):
     return result
 
 
-def heatmap(names: list[str], matrix) -> go.Figure:
-    text = [[("—" if v is None else f"{v:.2f}") for v in row] for row in matrix]
-    fig = go.Figure(go.Heatmap(
-        z=[[v for v in row] for row in matrix], x=[f"scored by {n}" for n in names],
-        y=[f"text by {n}" for n in names], text=text, texttemplate="%{text}", textfont_size=18,
-        colorscale="Viridis", reversescale=True, colorbar_title="bits/char",
-        hovertemplate="%{y}<br>%{x}<br>%{z:.3f} bits/char<extra></extra>"))
-    fig.update_yaxes(autorange="reversed")
-    fig.update_layout(height=110 + 90 * len(names), margin=dict(l=10, r=10, t=30, b=10))
-    return fig
-
-
-def surprisal_figure(names: list[str], text: str) -> go.Figure:
-    fig = go.Figure()
-    for i, name in enumerate(names):
-        xs, ys, hover = [], [], []
-        for tok in cached_surprisal(name, text):
-            for pos in range(tok["start"], tok["end"]):
-                xs.append(pos)
-                ys.append(tok["bits"] / max(1, tok["end"] - tok["start"]))
-                hover.append(f"{text[pos]!r} in token {tok['piece']!r}: {tok['bits']:.2f} bits")
-        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line_shape="hv", name=name, line_width=2.5,
-                                 line_color=COLOURS[i % len(COLOURS)], hovertext=hover, hoverinfo="text+name"))
-    ticks = list(range(len(text)))
-    fig.update_xaxes(title="character position", tickmode="array", tickvals=ticks,
-                     ticktext=[c if c.strip() else ("↵" if c == "\n" else "␣") for c in text],
-                     tickangle=0, tickfont_size=13 if len(text) <= 90 else 8)
-    fig.update_yaxes(title="surprisal (bits per character)", rangemode="tozero")
-    fig.update_layout(height=380, margin=dict(l=10, r=10, t=30, b=10), legend_orientation="h", legend_y=1.12)
-    return fig
-
-
 def side_by_side(names: list[str], settings, stored: dict | None) -> None:
     """The model columns (generated now, or redrawn from `stored`), then the cross-scoring heatmap."""
     loaded = [get_model(n) for n in names]
@@ -143,7 +110,7 @@ def side_by_side(names: list[str], settings, stored: dict | None) -> None:
         st.subheader("Who is surprised by whom?")
         st.caption("Bits per character of each model's text (rows) under every model (columns). The diagonal "
                    "is a model reading its own writing; low numbers elsewhere mean the models agree.")
-        st.plotly_chart(heatmap([m.name for m in done], matrix), key="cmp_heatmap", width="stretch")
+        st.plotly_chart(viz.cross_score_heatmap([m.name for m in done], matrix), key="cmp_heatmap", width="stretch")
 
 
 def main() -> None:
@@ -155,7 +122,7 @@ def main() -> None:
     lineup = default_lineup(list_models())
     init_from_query({"models": lineup}, allowed={"models": list(infos)})
     corpus = infos[st.session_state["models"][0]].corpus if st.session_state["models"] else "shakespeare"
-    init_from_query({"prompt": PROMPTS.get(corpus, ""), "cmp_text": SAMPLE_TEXTS.get(corpus, SAMPLE_TEXTS["shakespeare"])})
+    init_from_query({"prompt": default_prompt(corpus), "cmp_text": SAMPLE_TEXTS.get(corpus, SAMPLE_TEXTS["shakespeare"])})
     st.sidebar.multiselect("Models (2–4)", list(infos), key="models", max_selections=4)
     settings = sampling_sidebar(show_samples=False)
     st.caption("Same prompt, same knobs, same seed — different models. Which one writes best? Which one "
@@ -180,7 +147,9 @@ def main() -> None:
     text = st.session_state["cmp_text"]
     if text.strip():
         try:
-            st.plotly_chart(surprisal_figure(names, text[:400]), key="cmp_surprisal", width="stretch")
+            shown = text[:400]
+            surprisal = {name: cached_surprisal(name, shown) for name in names}
+            st.plotly_chart(viz.surprisal_figure(shown, surprisal), key="cmp_surprisal", width="stretch")
         except LMError as exc:
             st.error(str(exc))
         if len(text) > 400:

@@ -1,7 +1,7 @@
 """Counting: how an n-gram model turns counts into next-token probabilities, and why smoothing matters.
 
 Thin page: `lm.inspect.text` looks up counts, back-off paths and held-out scores (the over-fitting chart is cached
-per model, it scores the held-out text at every order), `lm.viz.figures` draws the charts.
+per model, it scores the held-out text at every order), `lm.viz` draws the charts.
 """
 
 import streamlit as st
@@ -13,7 +13,7 @@ from lm.inspect import backoff_table, ngram_backoff, ngram_counts, ngram_order_s
 from lm.models.ngram.model import SMOOTHINGS
 from ui.loaders import available_models, cached_model, get_model
 from ui.state import init_from_query, write_query
-from ui.widgets import clamp_state, model_label, preferred_models
+from ui.widgets import clamp_state, model_picker
 
 CONTEXTS = {"shakespeare": "JULIET:\nO Romeo, Romeo! wherefore art thou R", "names": "mar", "python": "def __in"}
 MAX_CHART_ORDER = 7
@@ -27,19 +27,16 @@ def order_scores(model_name: str):
 
 def main() -> None:
     st.title("Counting: n-gram models")
-    models = available_models(families=families_for_page("ngram"))
-    if not models:
-        st.info("No n-gram models yet — count one on the Train page.")
+    info = model_picker(available_models(families=families_for_page("ngram")), "ng_model", ("ngram",),
+                        empty="No n-gram models yet — count one on the Train page.")
+    if info is None:
         return
-    infos = {m.name: m for m in models}
-    init_from_query({"ng_model": preferred_models(models, ("ngram",))[0]}, allowed={"ng_model": list(infos)})
-    st.sidebar.selectbox("Model", list(infos), key="ng_model", format_func=lambda n: model_label(infos[n]))
-    name = st.session_state["ng_model"]
+    name = info.name
     loaded = get_model(name)
     if loaded is None:
         return
     model, tok = loaded.model, loaded.tokenizer
-    init_from_query({"ng_context": CONTEXTS.get(infos[name].corpus, "the "), "ng_order": model.config.order,
+    init_from_query({"ng_context": CONTEXTS.get(info.corpus, "the "), "ng_order": model.config.order,
                      "ng_smoothing": model.config.smoothing}, allowed={"ng_smoothing": SMOOTHINGS})
     clamp_state({"ng_order": (1, model.max_order)})
     st.caption("An n-gram model predicts the next token from the last n-1 tokens only, by counting what followed "

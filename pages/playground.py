@@ -2,51 +2,15 @@
 
 import time
 
-import plotly.graph_objects as go
 import streamlit as st
-from plotly.subplots import make_subplots
 
-from lm.app.compare import knob_stages
+from lm import viz
+from lm.app.playground import default_prompt, knob_stages
 from lm.errors import LMError
-from lm.run.generate import encode_prompt, generate, next_token_stages
+from lm.run.generate import collect, encode_prompt, generate, next_token_stages
 from ui.loaders import available_models, get_model
 from ui.state import init_from_query, write_query
-from ui.widgets import (SAMPLING_KEYS, download_buttons, gltr_html, gltr_legend, model_label, preferred_models,
-                        sampling_sidebar)
-
-PROMPTS = {"shakespeare": "ROMEO:\n", "names": "", "python": "def "}  # a good first prompt per corpus
-STAGE_TITLES = {"model": "the model's distribution", "repetition penalty": "after the repetition penalty",
-                "temperature": "after temperature", "top-k": "after top-k", "top-p": "after top-p",
-                "min-p": "after min-p"}
-STAGE_COLOURS = {"model": "#4C78A8", "repetition penalty": "#9D755D", "temperature": "#F58518",
-                 "top-k": "#54A24B", "top-p": "#B279A2", "min-p": "#E45756"}
-
-
-def label(piece: str) -> str:
-    return piece.replace("\n", "↵").replace("\t", "⇥").replace(" ", "␣") or "∅"
-
-
-def stage_figure(view, settings) -> go.Figure:
-    knob = {"temperature": f" (T = {settings.temperature:g})", "top-k": f" (k = {settings.top_k})",
-            "top-p": f" (p = {settings.top_p:g})", "min-p": f" (min-p = {settings.min_p:g})",
-            "repetition penalty": f" ({settings.repetition_penalty:g})"}
-    titles = [f"{STAGE_TITLES.get(s, s)}{knob.get(s, '')} — {n} tokens left, {h:.2f} bits of entropy"
-              for s, n, h in zip(view.stages, view.kept_total, view.entropy_bits)]
-    fig = make_subplots(rows=len(view.stages), cols=1, shared_xaxes=True, subplot_titles=titles,
-                        vertical_spacing=0.22 / len(view.stages))
-    x = list(range(len(view.pieces)))
-    for row, stage in enumerate(view.stages):
-        before = view.probs[row - 1] if row else view.probs[0]
-        heights = [p if keep else b for p, b, keep in zip(view.probs[row], before, view.kept[row])]
-        colours = [STAGE_COLOURS.get(stage, "#4C78A8") if keep else "#D3D3D3" for keep in view.kept[row]]
-        hover = [f"'{label(p)}': {q:.2%}" + ("" if keep else f" — cut by {stage}")
-                 for p, q, keep in zip(view.pieces, view.probs[row], view.kept[row])]
-        fig.add_trace(go.Bar(x=x, y=heights, marker_color=colours, hovertext=hover, hoverinfo="text",
-                             name=stage, showlegend=False), row=row + 1, col=1)
-        fig.update_yaxes(tickformat=".0%", row=row + 1, col=1, rangemode="tozero")
-    fig.update_xaxes(tickmode="array", tickvals=x, ticktext=[label(p) for p in view.pieces], tickfont_size=16)
-    fig.update_layout(height=170 * len(view.stages) + 60, margin=dict(l=10, r=10, t=40, b=10), bargap=0.15)
-    return fig
+from ui.widgets import SAMPLING_KEYS, download_buttons, gltr_html, gltr_legend, model_picker, sampling_sidebar
 
 
 def take_step(loaded, settings) -> None:
@@ -60,7 +24,8 @@ def take_step(loaded, settings) -> None:
         return
     st.session_state["prompt"] += token.text
     st.session_state["pg_steps"] = count + 1
-    st.session_state["pg_last_step"] = f"sampled '{label(token.piece)}' (p = {token.prob:.1%}, rank {token.rank})"
+    st.session_state["pg_last_step"] = (f"sampled '{viz.visible(token.piece, None)}' (p = {token.prob:.1%}, "
+                                        f"rank {token.rank})")
 
 
 def step_mode(loaded, prompt: str, settings) -> None:
@@ -80,7 +45,7 @@ def step_mode(loaded, prompt: str, settings) -> None:
     view = knob_stages(pieces, stages, top_n=st.session_state["pg_top_n"])
     st.caption("The next-token distribution after your prompt, before and after each knob (in the order they "
                "are applied). Grey bars are tokens a knob cut off: they can no longer be sampled.")
-    st.plotly_chart(stage_figure(view, settings), key="pg_stage_chart", width="stretch")
+    st.plotly_chart(viz.stage_figure(view, settings), key="pg_stage_chart", width="stretch")
 
 
 def sample_box(index: int, count: int):
@@ -95,20 +60,21 @@ def sample_box(index: int, count: int):
 def run_generation(loaded, prompt: str, settings) -> bool:
     """Stream the samples into placeholders, then keep the result in the session for later reruns."""
     slots = [sample_box(i, settings.samples) for i in range(settings.samples)]
-    tokens = [[] for _ in range(settings.samples)]
-    start = last_draw = time.perf_counter()
+    last_draw = [time.perf_counter()]
+
+    def draw(token, tokens) -> None:
+        now = time.perf_counter()
+        if now - last_draw[0] > 0.08 or token.finished:
+            for i, slot in enumerate(slots):
+                slot.markdown(gltr_html(prompt, tokens[i]), unsafe_allow_html=True)
+            last_draw[0] = now
+
     try:
-        for token in generate(loaded.model, loaded.tokenizer, prompt, settings):
-            tokens[token.sample].append(token)
-            now = time.perf_counter()
-            if now - last_draw > 0.08 or token.finished:
-                for i, slot in enumerate(slots):
-                    slot.markdown(gltr_html(prompt, tokens[i]), unsafe_allow_html=True)
-                last_draw = now
+        done = collect(generate(loaded.model, loaded.tokenizer, prompt, settings), settings.samples, on_token=draw)
     except LMError as exc:
         st.error(str(exc))
         return False
-    seconds = time.perf_counter() - start
+    tokens, seconds = done.tokens, done.seconds
     for i, slot in enumerate(slots):
         slot.markdown(gltr_html(prompt, tokens[i]), unsafe_allow_html=True)
     st.session_state["pg_result"] = {"model": loaded.name, "prompt": prompt, "tokens": tokens, "seconds": seconds}
@@ -128,16 +94,11 @@ def show_result(result: dict, fresh: bool) -> None:
 
 
 def main() -> None:
-    models = available_models()
     st.title("Playground")
-    if not models:
-        st.info("No models yet — train one on the Train page.")
+    info = model_picker(available_models(), "model")
+    if info is None:
         return
-    infos = {m.name: m for m in models}
-    init_from_query({"model": preferred_models(models)[0]}, allowed={"model": list(infos)})
-    init_from_query({"prompt": PROMPTS.get(infos[st.session_state["model"]].corpus, ""), "step_mode": False,
-                     "pg_top_n": 20})
-    st.sidebar.selectbox("Model", list(infos), key="model", format_func=lambda n: model_label(infos[n]))
+    init_from_query({"prompt": default_prompt(info.corpus), "step_mode": False, "pg_top_n": 20})
     settings = sampling_sidebar()
     st.caption("Type a prompt, press **Generate**, and watch the model continue it. Colours show how likely "
                "the model thought each token was.")

@@ -1,18 +1,17 @@
 """Memory: the gates, cell state and hidden state of an RNN / GRU / LSTM, step by step over a text you type.
 
 Thin page: `lm.inspect.text` runs the model's trace (cached per model and text, so moving a slider only re-slices
-it), finds units that follow simple text features, and measures gate saturation; `lm.viz.figures` draws everything.
+it), finds units that follow simple text features, and measures gate saturation; `lm.viz` draws everything.
 """
 
 import streamlit as st
 
 from lm.models import families_for_page
 from lm import viz
-from lm.errors import LMError
-from lm.inspect import SIGMOID_STATES, feature_units, gate_saturation, inspect_text
-from ui.loaders import available_models, cached_model, get_model
+from lm.inspect import SIGMOID_STATES, feature_units, gate_saturation
+from ui.loaders import available_models, get_inspection, inspection
 from ui.state import init_from_query, write_query
-from ui.widgets import clamp_state, model_label, preferred_models
+from ui.widgets import clamp_state, model_picker
 
 TEXTS = {  # a first text per corpus with line ends, capitals, speaker lines (and quotes where the corpus has them)
     "shakespeare": "ROMEO:\nBut soft, what light through yonder window breaks?\nIt is the east, and Juliet is "
@@ -22,11 +21,6 @@ TEXTS = {  # a first text per corpus with line ends, capitals, speaker lines (an
     "python": 'def greet(name):\n    """Say hello."""\n    message = "Hello, " + name + "!"\n'
               '    print(message)\n    return len(message)\n',
 }
-
-
-@st.cache_resource(max_entries=16, show_spinner="Running the model on the text…")
-def inspection(model_name: str, text: str):
-    return inspect_text(cached_model(model_name), text)
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)
@@ -66,29 +60,19 @@ def unit_view(name: str, text: str, layer: int, state: str, units: int) -> None:
 
 def main() -> None:
     st.title("Memory inside a recurrent network")
-    models = available_models(families=families_for_page("rnn"))
-    if not models:
-        st.info("No RNN, GRU or LSTM models yet — train one on the Train page.")
+    info = model_picker(available_models(families=families_for_page("rnn")), "rnn_model", ("rnn",),
+                        empty="No RNN, GRU or LSTM models yet — train one on the Train page.")
+    if info is None:
         return
-    infos = {m.name: m for m in models}
-    init_from_query({"rnn_model": preferred_models(models, ("rnn",))[0]}, allowed={"rnn_model": list(infos)})
-    st.sidebar.selectbox("Model", list(infos), key="rnn_model", format_func=lambda n: model_label(infos[n]))
-    name = st.session_state["rnn_model"]
-    init_from_query({"rnn_text": TEXTS.get(infos[name].corpus, TEXTS["shakespeare"]), "rnn_layer": 0})
+    name = info.name
+    init_from_query({"rnn_text": TEXTS.get(info.corpus, TEXTS["shakespeare"]), "rnn_layer": 0})
     st.caption("A recurrent network reads one token at a time and carries a vector of numbers (its memory) to "
                "the next step. Each row below is one unit of that memory; each column one step of the text.")
     st.text_area("Text", key="rnn_text", height=120)
-    loaded = get_model(name)
-    if loaded is None:
-        return
     text = st.session_state["rnn_text"]
-    try:
-        ins = inspection(name, text)
-    except LMError as exc:
-        st.error(str(exc))
+    ins = get_inspection(name, text)
+    if ins is None:
         return
-    if ins.note:
-        st.caption(ins.note)
     states = ins.trace.states  # name -> [layers, T, units]
     names = list(states)
     layers, _, units = states[names[0]].shape

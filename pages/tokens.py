@@ -1,7 +1,7 @@
 """Tokenizers: the same text cut into tokens by character and BPE tokenizers, and what vocabulary size buys.
 
 Thin page: tokenizers come from the available models or are trained here on a built-in corpus (cached per
-corpus and vocabulary size); `lm.inspect.text` counts tokens and `lm.viz.figures` draws the coloured boundaries and chart.
+corpus and vocabulary size); `lm.inspect.text` counts tokens and `lm.viz` draws the coloured boundaries and chart.
 """
 
 import streamlit as st

@@ -2,9 +2,9 @@
 
 import math
 
-import plotly.graph_objects as go
 import streamlit as st
 
+from lm import viz
 from lm.data.corpus import BUILTIN_CORPORA, corpus_title
 from lm.data.tokenizer import TOKENIZER_KINDS
 from lm.errors import LMError
@@ -75,22 +75,6 @@ def settings_form():
     return settings, True
 
 
-def loss_figure(record: dict) -> go.Figure:
-    fig = go.Figure()
-    train = record["history"]["train"]
-    valid = record["history"]["valid"]
-    if train:
-        fig.add_trace(go.Scatter(x=[p[0] for p in train], y=[p[1] for p in train], mode="lines", name="training loss",
-                                 line_color="#4C78A8"))
-    if valid:
-        fig.add_trace(go.Scatter(x=[p[0] for p in valid], y=[p[1] for p in valid], mode="lines+markers",
-                                 name="validation loss", line_color="#F58518"))
-    fig.update_xaxes(title="step", rangemode="tozero")
-    fig.update_yaxes(title="loss (nats per token)")
-    fig.update_layout(height=360, margin=dict(l=10, r=10, t=30, b=10), legend_orientation="h", legend_y=1.12)
-    return fig
-
-
 def job_panel(job_id: str) -> None:
     """Live view of one job: status, progress, loss curves, cancel/resume. Polls while the job is active."""
     manager = get_manager()
@@ -117,7 +101,7 @@ def job_panel(job_id: str) -> None:
         bpc = (rec.get("result") or {}).get("valid_bits_per_char") or (valid[-1][2] if valid else None)
         cols[2].metric("Held-out bits/char", f"{bpc:.3f}" if isinstance(bpc, (int, float)) and math.isfinite(bpc) else "—")
         if train or valid:
-            st.plotly_chart(loss_figure(rec), key="tr_loss_chart", width="stretch")
+            st.plotly_chart(viz.loss_figure(train, valid), key="tr_loss_chart", width="stretch")
         if rec["status"] in ACTIVE:
             if st.button("Cancel", key="tr_cancel"):
                 manager.cancel(job_id)

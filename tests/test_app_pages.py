@@ -14,8 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # the pages import `ui` and `lm` from the repository root
     sys.path.insert(0, str(ROOT))
 
-from app_fixtures import TINY_CHAR_TRIO, app_home  # noqa: E402,F401
-from lm.app.compare import default_lineup  # noqa: E402
+from app_fixtures import TINY_CHAR_TRIO, TINY_MODELS, app_home  # noqa: E402,F401
 from lm.store.registry import list_models  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
@@ -129,13 +128,31 @@ def test_gltr_html_escapes_model_text():
 
 
 # -- compare ----------------------------------------------------------------------------------------------
-def test_compare_defaults_to_a_trio_of_one_tokenizer(app_home):
+def test_compare_defaults_to_a_trio_of_one_tokenizer(app_home, tmp_path, monkeypatch):
+    """Only the fixture's models (no zoo, nothing another test trained): the char trio; the BPE n-gram has no
+    family mates of its tokenizer."""
+    import shutil
+
+    import lm.store.registry
+
+    for name in TINY_MODELS:
+        shutil.copytree(app_home / "models" / name, tmp_path / "models" / name)
+    monkeypatch.setenv("LM_PLAYGROUND_HOME", str(tmp_path))
+    monkeypatch.setattr(lm.store.registry, "ASSETS_DIR", tmp_path / "no-zoo")
     at = page("compare", {"cmp_text": " "})  # no surprisal chart: nothing needs loading
     assert not at.exception and not at.error
-    lineup = default_lineup(list_models())  # the tiny trio, or the zoo's char Shakespeare trio when shipped
-    assert at.multiselect(key="models").value == lineup and len(lineup) == 3
-    families = {m.name: m.family for m in list_models()}
-    assert [families[n] for n in lineup] == ["ngram", "rnn", "transformer"]
+    assert at.multiselect(key="models").value == ["tiny-char-ngram", "tiny-char-lstm", "tiny-char-transformer"]
+
+
+def test_compare_defaults_to_the_zoos_char_shakespeare_trio(app_home):
+    at = page("compare", {"cmp_text": " "})
+    infos = {m.name: m for m in list_models()}
+    lineup = [infos[name] for name in at.multiselect(key="models").value]
+    assert [m.variant for m in lineup] == ["ngram", "lstm", "transformer"]
+    assert {(m.source, m.corpus, m.tokenizer) for m in lineup} == {("zoo", "shakespeare", "char")}
+    ngrams = [m for m in infos.values()
+              if (m.family, m.source, m.corpus, m.tokenizer) == ("ngram", "zoo", "shakespeare", "char")]
+    assert len(ngrams) > 1 and lineup[0].valid_bits_per_char == min(m.valid_bits_per_char for m in ngrams)  # best
 
 
 def test_compare_runs_models_side_by_side_and_cross_scores(app_home):

@@ -33,7 +33,7 @@ from lm.store.checkpoint import load_checkpoint  # noqa: E402
 from lm.cli import main  # noqa: E402
 from lm.data.corpus import corpus_from_bytes  # noqa: E402
 from lm.errors import LMError  # noqa: E402
-from lm.run.generate import MAX_PROMPT_CHARS, encode_prompt, generate_all  # noqa: E402
+from lm.run.generate import MAX_PROMPT_CHARS, encode_prompt, generate  # noqa: E402
 from lm.store.registry import home_dir, load_model  # noqa: E402
 from lm.run.sampling import SamplingSettings  # noqa: E402
 from lm.data.textio import DEFAULT_MAX_BYTES  # noqa: E402
@@ -126,11 +126,11 @@ def test_prompt_library(prompt, fragment, replaced, tiny_model, tiny_loaded):
     with disk_unchanged(tiny_model):
         if fragment:
             with pytest.raises(LMError) as info:
-                generate_all(tiny_loaded.model, tiny_loaded.tokenizer, prompt, settings)
+                list(generate(tiny_loaded.model, tiny_loaded.tokenizer, prompt, settings))
             assert_lm_error(info, fragment)
             return
-        result = generate_all(tiny_loaded.model, tiny_loaded.tokenizer, prompt, settings)
-    assert len(result.tokens[0]) == 5
+        tokens = list(generate(tiny_loaded.model, tiny_loaded.tokenizer, prompt, settings))
+    assert len(tokens) == 5
     assert set(encode_prompt(tiny_loaded.tokenizer, prompt).replaced) == set(replaced)
 
 

@@ -79,6 +79,22 @@ def test_cli_threads_option(tmp_path, capsys, restore_threads):
 
 def test_pick_device_cpu_and_unknown_names():
     assert pick_device("cpu") == torch.device("cpu") == pick_device(" CPU ")
-    assert pick_device("auto").type in ("cpu", "cuda", "mps")
     with pytest.raises(LMError, match="unknown device"):
         pick_device("banana")
+
+
+@pytest.mark.parametrize("cuda, mps, expected", [
+    (True, True, "cuda"), (True, False, "cuda"), (False, True, "mps"), (False, False, "cpu"),
+])
+def test_auto_prefers_cuda_then_mps_then_the_cpu(cuda, mps, expected, monkeypatch):
+    import lm.device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(lm.device, "_mps_available", lambda: mps)
+    assert pick_device("auto") == pick_device("") == pick_device(None) == torch.device(expected)
+    for name, present in (("cuda", cuda), ("mps", mps), ("cuda:1", cuda)):
+        if present:
+            assert pick_device(name) == torch.device(name)
+        else:  # asked for by name but missing: a one-line error, never a silent fall-back to the CPU
+            with pytest.raises(LMError, match="not available"):
+                pick_device(name)

@@ -226,14 +226,13 @@ def test_another_architecture_on_the_hub_is_refused_before_its_weights_are_fetch
 
 def test_padded_embedding_rows_are_never_drawn_or_shown(hub_snapshot):
     """GPT-2 checkpoints may pad the embedding past the tokenizer (here 100 rows, 67 tokens)."""
-    from lm.run.generate import generate_all, next_token_stages
+    from lm.run.generate import generate, next_token_stages
     from lm.run.sampling import SamplingSettings
 
     model, tokenizer, _ = load_gpt2(hub_snapshot)
     assert (model.vocab_size, tokenizer.vocab_size) == (100, 67)
     settings = SamplingSettings(temperature=2.0, max_new_tokens=300, seed=3, samples=2)
-    result = generate_all(model, tokenizer, "ab", settings)
-    ids = [t.token_id for sample in result.tokens for t in sample]
+    ids = [t.token_id for t in generate(model, tokenizer, "ab", settings)]
     assert len(ids) == 600 and max(ids) < 67
     pieces, stages = next_token_stages(model, tokenizer, "ab", settings)
     assert len(pieces) == 67 and all(probs.shape == (67,) for _, probs in stages)

@@ -7,6 +7,7 @@ is exercised by tests/test_app_pages.py.
 from __future__ import annotations
 
 import json
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -15,25 +16,43 @@ import pytest
 
 from lm.errors import LMError
 from lm.app.jobs import JobManager, progress_fraction, save_upload
-from lm.train.settings import TrainEvent, TrainResult, TrainSettings
+from lm.train.settings import TrainEvent, TrainResult, TrainSettings, resolve_settings
+from lm.train.state import resume_dir_for
 
 
 def fake_train(release: threading.Event | None = None, fail: str | None = None):
-    """A train() lookalike: a few events, waits for `release` (or a stop request), then 'saves'."""
+    """A train() lookalike that keeps train()'s resume contract: with `settings.resume` it continues from the
+    step in the resume state (and fails without one), otherwise it starts at step 0 and drops any old state.
+    It reports three steps and an evaluation, waits for `release` (or a stop request), then 'saves': a stopped
+    run leaves a resume state at the step it reached, a finished one removes it."""
 
     def train(settings: TrainSettings, callback):
-        for step in range(1, 4):
+        state = resume_dir_for(resolve_settings(settings).directory) / "state.json"
+        if settings.resume:
+            if not state.is_file():
+                raise LMError(f"no resume state at {state}")
+            start = json.loads(state.read_text())["step"]
+        else:
+            start = 0
+            shutil.rmtree(state.parent, ignore_errors=True)
+        step = start
+        for step in range(start + 1, start + 4):
             stop = callback(TrainEvent(step, 10, 3.0 - step * 0.1, None, 1e-3, 100.0, step * 0.1, "train"))
             if stop:
                 break
-        callback(TrainEvent(3, 10, None, 2.5, 1e-3, 0.0, 0.3, "eval", valid_bits_per_char=3.6))
+        callback(TrainEvent(step, 10, None, 2.5, 1e-3, 0.0, step * 0.1, "eval", valid_bits_per_char=3.6))
         if fail:
             raise LMError(fail)
         while release is not None and not release.is_set() and not settings.should_stop.is_set():
             time.sleep(0.01)
         stopped = settings.should_stop.is_set()
+        if stopped:
+            state.parent.mkdir(parents=True, exist_ok=True)
+            state.write_text(json.dumps({"step": step}))
+        else:
+            shutil.rmtree(state.parent, ignore_errors=True)
         return TrainResult(settings.name, Path("/nowhere") / settings.name, None, None,
-                           {"metrics": {"valid_bits_per_char": 3.5}}, 3, 0.3, stopped, {})
+                           {"metrics": {"valid_bits_per_char": 3.5}}, step, 0.3, stopped, {})
 
     return train
 
@@ -102,6 +121,7 @@ def test_runs_cut_off_by_a_restart_become_interrupted_and_resumable(home):
     jobs.mkdir()
     directory = home / "models" / "half-done"
     (home / "models" / "half-done.resume").mkdir(parents=True)
+    (home / "models" / "half-done.resume" / "state.json").write_text(json.dumps({"step": 5}))
     record = {"id": "20250101-000000-abcdef", "name": "half-done", "directory": str(directory), "status": "running",
               "settings": settings("half-done").to_json(), "created": 1.0, "progress": {"step": 5, "total": 10},
               "history": {"train": [[5, 2.0]], "valid": []}}
@@ -113,6 +133,25 @@ def test_runs_cut_off_by_a_restart_become_interrupted_and_resumable(home):
     assert json.loads((jobs / f"{record['id']}.json").read_text())["status"] == "interrupted"
     resumed = manager.wait(manager.resume(record["id"]), 10)
     assert resumed["id"] == record["id"] and resumed["status"] == "finished" and resumed["runs"] == 1
+    assert [p[0] for p in resumed["history"]["train"]] == [5, 6, 7, 8]  # on from the saved step 5
+
+
+def test_a_cancelled_run_resumes_from_the_step_it_saved(home):
+    release = threading.Event()
+    manager = JobManager(home, train_fn=fake_train(release))
+    job = manager.submit(settings("job-r"))
+    deadline = time.monotonic() + 10
+    while manager.get(job)["progress"]["phase"] != "eval" and time.monotonic() < deadline:
+        time.sleep(0.01)  # until the run waits for `release`, after its three steps
+    assert manager.cancel(job)
+    first = manager.wait(job, 10)
+    assert first["status"] == "cancelled" and first["resumable"] and first["result"]["steps"] == 3
+    release.set()
+    resumed = manager.wait(manager.resume(job), 10)
+    assert resumed["id"] == job and resumed["status"] == "finished" and resumed["runs"] == 2
+    assert resumed["result"]["steps"] == 6 and not resumed["resumable"]
+    assert [p[0] for p in resumed["history"]["train"]] == [1, 2, 3, 4, 5, 6]  # one curve, continued
+    assert [p[0] for p in resumed["history"]["valid"]] == [3, 6]
 
 
 def test_a_replica_sharing_the_home_leaves_a_live_siblings_run_alone(home):
@@ -122,7 +161,7 @@ def test_a_replica_sharing_the_home_leaves_a_live_siblings_run_alone(home):
     import subprocess
     import sys
 
-    from lm.app.jobs import _process_start
+    from lm.app.records import process_start as _process_start
 
     jobs = home / "jobs"
     jobs.mkdir()

@@ -1,4 +1,5 @@
-"""Sampling knobs: property tests of the invariants the Playground's step mode relies on."""
+"""Sampling knobs: property tests of the invariants the Playground's step mode relies on, and of the NumPy
+pieces generation runs (`process_rows`, `draw_one`). The knobs as `generate` applies them: test_generate.py."""
 
 import math
 
@@ -8,8 +9,7 @@ from hypothesis import given, settings as hsettings, strategies as st
 
 from lm.errors import LMError
 from lm.run.sampling import (SamplingSettings, apply_min_p, apply_repetition_penalty, apply_temperature,
-                         apply_top_k, apply_top_p, draw_rows, explain, process, process_rows,
-                         sample)
+                             apply_top_k, apply_top_p, draw_one, explain, process, process_rows)
 
 logit_rows = st.lists(st.floats(-30, 30, allow_nan=False), min_size=1, max_size=60).map(
     lambda xs: torch.tensor(xs, dtype=torch.float32))
@@ -54,9 +54,8 @@ def test_processed_distribution_sums_to_one(logits, t, k, p, min_p):
 
 @given(logit_rows)
 def test_temperature_zero_is_argmax(logits):
-    s = SamplingSettings(temperature=0)
-    token = sample(logits.unsqueeze(0), s, torch.Generator().manual_seed(1))
-    assert logits[token.item()] == logits.max()
+    final = torch.from_numpy(process_rows(logits.double().unsqueeze(0).numpy(), SamplingSettings(temperature=0)))
+    assert int(kept(final).sum()) == 1 and logits[int(final.argmax())] == logits.max()
     assert int(kept(apply_temperature(logits, 0.0)).sum()) == 1
 
 
@@ -85,13 +84,12 @@ def test_explain_lists_stages_in_documented_order():
     assert names == ["model", "repetition penalty", "temperature", "top-k", "top-p", "min-p"]
 
 
-def test_same_seed_same_samples_and_generator_is_local():
-    logits = torch.randn(4, 50)
-    s = SamplingSettings(temperature=1.0, seed=7)
-    a = sample(logits, s, s.generator())
+def test_same_seed_same_generator_and_it_is_local():
+    s = SamplingSettings(seed=7)
     before = torch.random.get_rng_state()
-    b = sample(logits, s, s.generator())
-    assert torch.equal(a, b)
+    a = torch.rand(8, generator=s.generator())
+    assert torch.equal(a, torch.rand(8, generator=s.generator()))
+    assert not torch.equal(a, torch.rand(8, generator=s.replace(seed=8).generator()))
     assert torch.equal(before, torch.random.get_rng_state())  # the global RNG was not used
 
 
@@ -107,10 +105,17 @@ def test_out_of_range_knobs_raise_one_line_errors(bad):
 
 
 @hsettings(max_examples=50)
-@given(st.floats(0, 10), st.integers(0, 500), st.floats(0.01, 1), st.integers(0, 2**40), st.lists(st.text(min_size=1, max_size=4), max_size=2))
-def test_query_string_round_trip(t, k, p, seed, stop):
-    s = SamplingSettings(temperature=t, top_k=k, top_p=p, seed=seed, stop=tuple(stop))
-    assert SamplingSettings.from_query(s.to_query_string()) == s
+@given(st.floats(0, 10), st.integers(0, 500), st.floats(0.01, 1), st.integers(0, 2**40))
+def test_to_query_lists_exactly_the_changed_knobs(t, k, p, seed):
+    s = SamplingSettings(temperature=t, top_k=k, top_p=p, seed=seed)
+    changed = {name: value for name, value, default in [("temperature", t, 1.0), ("top_k", k, 0), ("top_p", p, 1.0),
+                                                        ("seed", seed, 0)] if value != default}
+    assert s.to_query() == {name: str(value) for name, value in changed.items()}
+
+
+def test_to_query_joins_stop_strings_into_one_value():
+    stops = SamplingSettings(stop=("END", "a\x1fb", "c\\d")).to_query()
+    assert stops == {"stop": "END\x1fa\\u001fb\x1fc\\\\d"}  # the separator, and the escape, escaped
 
 
 def test_top_k_larger_than_vocab_is_clamped():
@@ -135,12 +140,12 @@ def test_numpy_pipeline_equals_torch_pipeline(values, t, k, p, min_p, penalty, s
 
 
 def test_inverse_cdf_draw_follows_the_distribution_and_never_picks_a_cut_token():
-    final = torch.log(torch.tensor([[0.5, 0.0, 0.2, 0.3]], dtype=torch.float64)).numpy()
-    s = SamplingSettings()
+    final = torch.log(torch.tensor([0.5, 0.0, 0.2, 0.3], dtype=torch.float64)).numpy()
     u = torch.rand(20000, generator=torch.Generator().manual_seed(0), dtype=torch.float64).numpy()
-    chosen = [int(draw_rows(final, s, u[i:i + 1])[0]) for i in range(u.size)]
+    chosen = [draw_one(final, float(x))[0] for x in u]
     counts = [chosen.count(i) / u.size for i in range(4)]
     assert counts[1] == 0
     assert abs(counts[0] - 0.5) < 0.02 and abs(counts[2] - 0.2) < 0.02 and abs(counts[3] - 0.3) < 0.02
-    assert int(draw_rows(final, s, torch.tensor([0.0], dtype=torch.float64).numpy())[0]) == 0
-    assert int(draw_rows(final, s, torch.tensor([0.999999], dtype=torch.float64).numpy())[0]) == 3
+    assert draw_one(final, 0.0)[0] == 0 and draw_one(final, 0.999999)[0] == 3
+    _, weights, total = draw_one(final, 0.5)  # the weights handed back are the sampled distribution
+    assert (weights / total).tolist() == pytest.approx([0.5, 0.0, 0.2, 0.3])

@@ -52,9 +52,11 @@ def falls(result) -> bool:
 
 @pytest.mark.parametrize("family", ["rnn", "gru", "lstm", "transformer"])
 def test_neural_family_learns_saves_and_generates(family, text_file, tmp_path):
+    from lm.data.corpus import load_corpus
     from lm.run.generate import generate
-    from lm.store.registry import load_model
+    from lm.run.metrics import score
     from lm.run.sampling import SamplingSettings
+    from lm.store.registry import load_model
 
     result = train(tiny(text_file, tmp_path, family=family, steps=40, lr=1e-2))
     assert falls(result), result.history["train"]
@@ -68,9 +70,18 @@ def test_neural_family_learns_saves_and_generates(family, text_file, tmp_path):
     assert meta["corpus"]["split"]["valid_chars"] > 0 and meta["description"]
     assert meta["parameters"] == loaded.model.num_parameters()
     assert not resume_dir_for(result.path).exists()  # a finished run leaves no resume state behind
-    out = "".join(t.text for t in generate(loaded.model, loaded.tokenizer, "The ",
-                                           SamplingSettings(max_new_tokens=8, seed=0)))
-    assert len(out) > 0
+    # the recorded score is the saved weights' score: re-evaluate the loaded checkpoint
+    valid = load_corpus(text_file).split().valid.text
+    check = score(loaded.model, loaded.tokenizer, valid[:meta["metrics"]["check_chars"]])
+    assert check.bits_per_char == pytest.approx(meta["metrics"]["check_bits_per_char"], abs=1e-4)
+    # the loaded checkpoint generates what the trained model predicts: greedy, token by token
+    ids = loaded.tokenizer.encode("The ")
+    tokens = list(generate(loaded.model, loaded.tokenizer, "The ", SamplingSettings(temperature=0, max_new_tokens=8)))
+    with torch.no_grad():
+        for token in tokens:
+            assert token.token_id == int(result.model.logits(torch.tensor([ids]))[0, -1].argmax())
+            ids.append(token.token_id)
+    assert "".join(t.text for t in tokens) == loaded.tokenizer.decode(ids[-8:]) and len(tokens) == 8
 
 
 def test_transformer_on_names_with_bpe_registers_in_user_dir(tmp_path):
@@ -171,12 +182,15 @@ def test_stop_and_resume_equals_uninterrupted_run(family, optimizer, text_file, 
 
 def test_events_describe_progress(text_file, tmp_path):
     events: list[TrainEvent] = []
-    result = train(tiny(text_file, tmp_path, steps=20, eval_every=10), callback=events.append)
+    result = train(tiny(text_file, tmp_path, steps=20, eval_every=10, lr=5e-3, warmup=4), callback=events.append)
     phases = [e.phase for e in events]
     assert phases[0] == "setup" and phases[-1] == "done" and "eval" in phases
     trains = [e for e in events if e.phase == "train"]
     assert [e.step for e in trains] == [5, 10, 15, 20]
-    assert all(e.total == 20 and e.lr > 0 and e.tokens_per_second > 0 and e.train_loss > 0 for e in trains)
+    assert all(e.total == 20 and e.tokens_per_second > 0 and e.train_loss > 0 for e in trains)
+    # each report carries the rate its last step used: warm-up over 4 steps, then the cosine decay
+    assert [e.lr for e in trains] == pytest.approx([lr_at(e.step - 1, 5e-3, 4, 20) for e in trains])
+    assert trains[0].lr > trains[1].lr > trains[2].lr > trains[3].lr >= 5e-4
     assert [e.elapsed for e in trains] == sorted(e.elapsed for e in trains)
     evals = [e for e in events if e.phase == "eval" and e.valid_loss is not None]
     assert [e.step for e in evals][:2] == [10, 20] and evals[0].valid_bits_per_char > 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 
@@ -261,4 +262,8 @@ def test_generator_makes_init_reproducible_and_train_mode_is_opt_in():
     assert all(torch.equal(x, y) for x, y in zip(a.state_tensors().values(), b.state_tensors().values()))
     assert not a.training and a.device == torch.device("cpu")
     ids = random_ids(1, 8)
-    torch.testing.assert_close(a.logits(ids), a.logits(ids), atol=0, rtol=0)  # eval: no dropout
+    # a fresh model is in eval mode: its logits are those of the same weights without any dropout ...
+    plain = TransformerModel(dataclasses.replace(cfg, dropout=0.0), generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(a.logits(ids), plain.logits(ids), atol=0, rtol=0)
+    a.train()  # ... and dropout is applied once asked for
+    assert not torch.allclose(a.logits(ids), plain.logits(ids))

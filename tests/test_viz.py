@@ -1,4 +1,4 @@
-"""lm.viz.figures: every figure and HTML view, built from synthetic arrays (no model, no browser)."""
+"""lm.viz: every figure and HTML view, built from synthetic arrays (no model, no browser)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ import pytest
 import torch
 
 from lm import viz
+from lm.app.playground import StageView
 from lm.inspect import OrderScore
+from lm.run.sampling import SamplingSettings
 
 
 def causal_uniform(layers: int, heads: int, T: int) -> torch.Tensor:
@@ -29,6 +31,7 @@ def test_visible_shows_whitespace_and_cuts_long_tokens():
     assert viz.visible("") == "∅"
     long = viz.visible("x" * 40, 12)
     assert len(long) == 12 and long.endswith("…")
+    assert viz.visible("x" * 40 + "\r\n", None) == "x" * 40 + "␍↵"  # no limit: never cut
 
 
 def test_token_labels_keep_one_category_per_position():
@@ -206,3 +209,58 @@ def test_token_boundaries_and_vocab_chart():
     fig = viz.vocab_length_chart([(256, 90), (512, 60), (1024, 45)], char_tokens=100)
     assert list(fig.data[0].x) == [256, 512, 1024] and list(fig.data[0].y) == [90, 60, 45]
     assert fig.layout.xaxis.type == "log" and len(fig.layout.shapes) == 1
+
+
+# -- the generating and training pages ----------------------------------------------------------------------
+
+
+def test_stage_figure_draws_each_stage_and_greys_what_a_knob_cut():
+    view = StageView(token_ids=[4, 1, 7], pieces=[" ", "a", "\n"], stages=["model", "top-k"],
+                     probs=[[0.5, 0.3, 0.2], [0.625, 0.375, 0.0]], kept=[[True] * 3, [True, True, False]],
+                     kept_total=[9, 2], entropy_bits=[1.49, 0.95])
+    fig = viz.stage_figure(view, SamplingSettings(top_k=2))
+    model, top_k = fig.data
+    assert list(model.y) == [0.5, 0.3, 0.2] and set(model.marker.color) == {viz.STAGE_COLOURS["model"]}
+    assert list(top_k.y) == [0.625, 0.375, 0.2]  # a cut token keeps its height from before the cut ...
+    assert list(top_k.marker.color) == [viz.STAGE_COLOURS["top-k"]] * 2 + [viz.CUT_COLOUR]  # ... in grey
+    assert "cut by top-k" in top_k.hovertext[2] and "cut" not in top_k.hovertext[0]
+    assert list(fig.layout.xaxis2.ticktext) == ["␣", "a", "↵"]
+    titles = [a.text for a in fig.layout.annotations]
+    assert titles[0].startswith("the model's distribution — 9 tokens left, 1.49 bits")
+    assert titles[1].startswith("after top-k (k = 2) — 2 tokens left")
+
+
+def test_cross_score_heatmap_labels_rows_and_columns_and_marks_unscored_texts():
+    fig = viz.cross_score_heatmap(["ng", "lstm"], [[1.0, None], [2.5, 1.25]])
+    (trace,) = fig.data
+    assert list(trace.x) == ["scored by ng", "scored by lstm"] and list(trace.y) == ["text by ng", "text by lstm"]
+    assert [list(row) for row in trace.z] == [[1.0, None], [2.5, 1.25]]
+    assert [list(row) for row in trace.text] == [["1.00", "—"], ["2.50", "1.25"]]
+    assert fig.layout.yaxis.autorange == "reversed"  # the first model's text on top
+    assert viz.cross_score_heatmap(["a", "b", "c"], [[1.0] * 3] * 3).layout.height > fig.layout.height
+
+
+def test_surprisal_figure_spreads_each_token_over_its_characters():
+    text = "ab c"
+    fig = viz.surprisal_figure(text, {
+        "bpe": [{"start": 0, "end": 2, "piece": "ab", "bits": 4.0}, {"start": 2, "end": 2, "piece": "?", "bits": 9.0},
+                {"start": 2, "end": 4, "piece": " c", "bits": 1.0}],
+        "char": [{"start": i, "end": i + 1, "piece": c, "bits": float(i)} for i, c in enumerate(text)],
+    })
+    bpe, char = fig.data
+    assert (bpe.name, char.name) == ("bpe", "char") and bpe.line.color != char.line.color
+    assert list(bpe.x) == [0, 1, 2, 3] and list(bpe.y) == [2.0, 2.0, 0.5, 0.5]  # a token covering no character: no point
+    assert list(char.y) == [0.0, 1.0, 2.0, 3.0]
+    assert bpe.hovertext[0] == "'a' in token 'ab': 4.00 bits"
+    assert list(fig.layout.xaxis.ticktext) == ["a", "b", "␣", "c"]
+    assert fig.layout.yaxis.title.text == "surprisal (bits per character)"
+
+
+def test_loss_figure_draws_the_curves_a_job_has():
+    fig = viz.loss_figure([(0, 3.0), (10, 2.0), (20, 1.5)], [(10, 2.2, 3.1)])
+    train, valid = fig.data
+    assert (train.name, valid.name) == ("training loss", "validation loss")
+    assert list(train.x) == [0, 10, 20] and list(train.y) == [3.0, 2.0, 1.5]
+    assert list(valid.x) == [10] and list(valid.y) == [2.2] and valid.mode == "lines+markers"
+    assert fig.layout.xaxis.title.text == "step" and "loss" in fig.layout.yaxis.title.text
+    assert [t.name for t in viz.loss_figure([(0, 3.0)], []).data] == ["training loss"]

@@ -1,4 +1,4 @@
-"""Cached, read-only model loading shared by every session and thread, and the model picker widget.
+"""Cached, read-only model loading and inspection, shared by every session and thread.
 
 `st.cache_resource` keeps one object per model for the whole server: pages must treat it as read-only
 (the `lm` contract guarantees inference never mutates it) and take randomness from a per-request
@@ -11,8 +11,9 @@ import os
 
 import streamlit as st
 
-from lm.store.checkpoint import LoadedModel
 from lm.errors import LMError
+from lm.inspect import Inspection, inspect_text
+from lm.store.checkpoint import LoadedModel
 from lm.store.registry import ModelInfo, list_models, load_model
 
 
@@ -39,3 +40,23 @@ def get_model(name: str) -> LoadedModel | None:
     except LMError as exc:
         st.error(str(exc))
         return None
+
+
+@st.cache_resource(max_entries=16, show_spinner="Running the model on the text…")
+def inspection(model_name: str, text: str) -> Inspection:
+    """A text's trace through a model, kept per (model, text), so moving a page's slider only re-slices it."""
+    return inspect_text(cached_model(model_name), text)
+
+
+def get_inspection(model_name: str, text: str) -> Inspection | None:
+    """`inspection` for a page: a one-line error and None if it fails, the trace's note (a cut text) as a caption."""
+    if get_model(model_name) is None:
+        return None
+    try:
+        ins = inspection(model_name, text)
+    except LMError as exc:
+        st.error(str(exc))
+        return None
+    if ins.note:
+        st.caption(ins.note)
+    return ins

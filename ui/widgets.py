@@ -1,16 +1,17 @@
-"""Widgets shared by the pages: the sampling-knob sidebar, the model picker, GLTR-coloured tokens, downloads.
+"""Widgets shared by the pages: the sampling-knob sidebar, the model picker, GLTR-coloured tokens, one token's
+alternatives, downloads, and user text shown literally.
 
-GLTR colours (Gehrmann et al., 2019): a generated token is coloured by the rank the model gave it — top-10
-green, top-100 yellow, top-1000 red, anything rarer purple. Every piece of model or user text that goes into
-HTML is escaped first; newlines become a visible "↵" plus a line break, so the HTML never contains a blank
-line (which would end Streamlit's HTML block and turn the rest into markdown).
+GLTR colours (Gehrmann et al., 2019): a generated token is coloured by the rank the model gave it, in bins
+scaled to the model's vocabulary (`lm.viz.tokens.rank_bins`). Every piece of model or user text that goes
+into HTML is escaped first (`lm.viz.tokens`); text that goes into a Markdown body (errors, captions) passes
+through `md_literal`, so a link, an image, `:red[...]` or `$maths$` typed by a student shows as typed.
 """
 
 from __future__ import annotations
 
 import csv
-import html
 import io
+import re
 from typing import TYPE_CHECKING, Iterable, Sequence
 
 import streamlit as st
@@ -28,6 +29,23 @@ def compact_layout() -> None:
     st.html("<style>[data-testid='stMainBlockContainer']{padding-top:2.5rem;padding-bottom:3rem}</style>")
 
 
+# -- user text in Markdown bodies ------------------------------------------------------------------------
+# The ASCII marks that can start Markdown (CommonMark, GFM, Streamlit's :colour[] and $maths$); quotes, commas and
+# the like are left alone, so "unknown: 'Z'" stays readable.
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>:$~^&=])")
+
+
+def md_literal(text) -> str:
+    """`text` for a Markdown body (st.error, st.caption, ...) that shows exactly as written: links, images,
+    `:red[...]`, `$maths$`, HTML tags and emphasis are backslash-escaped, line breaks shown as ↵."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", str(text)).replace("\r", "").replace("\n", " ↵ ")
+
+
+def show_error(message) -> None:
+    """A one-line error that may echo what the user typed: shown literally (see `md_literal`)."""
+    st.error(md_literal(message))
+
+
 # -- sampling knobs -----------------------------------------------------------------------------------
 SAMPLING_DEFAULTS = {
     "temperature": 0.8,
@@ -43,7 +61,9 @@ SAMPLING_KEYS = tuple(SAMPLING_DEFAULTS)
 _RANGES = {  # key -> (low, high): URL values outside are clamped, so a hand-edited link never breaks a page
     "temperature": (0.0, 2.0), "top_k": (0, 200), "top_p": (0.05, 1.0), "min_p": (0.0, 0.5),
     "repetition_penalty": (1.0, 2.0), "max_new_tokens": (1, 1000), "seed": (0, 10**9), "samples": (1, 8),
+    "chars": (20, 1000),
 }
+CHARS_DEFAULT = 300  # characters each model writes on the Compare page
 
 
 def clamp_state(ranges: dict[str, tuple[float, float]]) -> None:
@@ -54,11 +74,17 @@ def clamp_state(ranges: dict[str, tuple[float, float]]) -> None:
             st.session_state[key] = type(value)(min(max(value, low), high))
 
 
-def sampling_sidebar(show_samples: bool = True, max_tokens_default: int | None = None) -> SamplingSettings | None:
-    """The sampling knobs in the sidebar (values from the URL or defaults); None (and an error) if invalid."""
-    from lm.run.sampling import SamplingSettings
+def sampling_sidebar(show_samples: bool = True, max_tokens_default: int | None = None,
+                     characters: bool = False) -> SamplingSettings | None:
+    """The sampling knobs in the sidebar (values from the URL or defaults); None (and an error) if invalid.
 
-    defaults = dict(SAMPLING_DEFAULTS)
+    With `characters` the length knob is "Characters per model" (key `chars`) instead of a token budget, and
+    the settings' max_new_tokens holds that number of characters: the page derives each model's token budget
+    from it (`lm.app.compare.token_budget`), so every model writes the same amount of text.
+    """
+    from lm.run.sampling import SamplingSettings  # torch: app.py imports this module for compact_layout only
+
+    defaults = dict(SAMPLING_DEFAULTS, chars=CHARS_DEFAULT)
     if max_tokens_default is not None:
         defaults["max_new_tokens"] = max_tokens_default
     init_from_query(defaults)
@@ -70,21 +96,29 @@ def sampling_sidebar(show_samples: bool = True, max_tokens_default: int | None =
     side.slider("Top-k", 0, 200, step=1, key="top_k", help="Keep only the k most likely tokens (0 = off).")
     side.slider("Top-p (nucleus)", 0.05, 1.0, step=0.05, key="top_p",
                 help="Keep the smallest set of likely tokens whose probability adds up to p (1 = off).")
-    side.slider("Max new tokens", 1, 1000, step=1, key="max_new_tokens")
+    if characters:
+        side.slider("Characters per model", *_RANGES["chars"], step=10, key="chars",
+                    help="Every model writes this many characters, however many tokens that takes, so "
+                         "lengths, distinct-n and speed compare like for like.")
+    else:
+        side.slider("Max new tokens", 1, 1000, step=1, key="max_new_tokens")
     cols = side.columns(2 if show_samples else 1)
     cols[0].number_input("Seed", 0, 10**9, step=1, key="seed", help="Same seed + same settings = same text.")
     if show_samples:
-        cols[1].number_input("Samples", 1, 8, step=1, key="samples", help="Continuations generated side by side.")
+        cols[1].number_input("Samples", 1, 8, step=1, key="samples", help="Continuations of the same prompt, drawn together and shown one "
+                                "under another, each in its own numbered box.")
     with side.expander("Advanced"):
         st.slider("Min-p", 0.0, 0.5, step=0.01, key="min_p",
                   help="Drop tokens less likely than min-p x the top token's probability (0 = off).")
         st.slider("Repetition penalty", 1.0, 2.0, step=0.05, key="repetition_penalty",
                   help="Make tokens already in the text less likely (1 = off).")
     try:
-        return SamplingSettings(**{k: st.session_state[k] for k in SAMPLING_KEYS if k != "samples"},
-                                samples=st.session_state["samples"] if show_samples else 1)
+        values = {k: st.session_state[k] for k in SAMPLING_KEYS if k != "samples"}
+        if characters:
+            values["max_new_tokens"] = st.session_state["chars"]
+        return SamplingSettings(**values, samples=st.session_state["samples"] if show_samples else 1)
     except LMError as exc:
-        st.error(str(exc))
+        show_error(exc)
         return None
 
 
@@ -105,62 +139,71 @@ def preferred_models(models: Sequence[ModelInfo], families: Iterable[str] = ("tr
     return [m.name for m in sorted(models, key=rank)]
 
 
+def model_picker(models: Sequence[ModelInfo], key: str, families: Iterable[str] = ("transformer",),
+                 empty: str = "No models yet — train one on the Train page.") -> ModelInfo | None:
+    """The sidebar's model selectbox under `key` (from the URL, else the preferred model); the chosen model.
+
+    With no models to pick from it shows `empty` and returns None.
+    """
+    if not models:
+        st.info(empty)
+        return None
+    infos = {m.name: m for m in models}
+    init_from_query({key: preferred_models(models, families)[0]}, allowed={key: list(infos)})
+    if st.session_state[key] not in infos:  # a model deleted since, or a crafted widget value
+        st.session_state[key] = preferred_models(models, families)[0]
+    st.sidebar.selectbox("Model", list(infos), key=key, format_func=lambda n: model_label(infos[n]))
+    return infos[st.session_state[key]]
+
+
 # -- GLTR colouring ------------------------------------------------------------------------------------
-GLTR_BINS = ((10, "#ADFF80", "top 10"), (100, "#FFEA80", "top 100"), (1000, "#FF9280", "top 1000"),
-             (None, "#E5B0FF", "rarer"))
-TEXT_STYLE = ("font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 1.05rem; "
-              "line-height: 1.7; white-space: pre-wrap; word-break: break-word;")
+def rank_bins_for(tokenizer):
+    """The GLTR bins of a model with this tokenizer (`lm.viz.tokens.rank_bins` of its vocabulary size)."""
+    from lm.viz.tokens import rank_bins  # plotly and torch: only the pages that paint generated text load them
+
+    return rank_bins(tokenizer.vocab_size)
 
 
-def gltr_colour(rank: int) -> str:
-    for limit, colour, _ in GLTR_BINS:
-        if limit is None or rank <= limit:
-            return colour
-    return GLTR_BINS[-1][1]
+def gltr_html(prompt: str, tokens: Sequence, bins=None, highlight: int | None = None, details: bool = True) -> str:
+    """The prompt (plain) followed by the generated tokens on GLTR colours (`lm.viz.tokens.gltr_html`)."""
+    from lm.viz.tokens import gltr_html as paint  # plotly and torch: see rank_bins_for
+
+    return paint(prompt, tokens, bins, highlight=highlight, details=details)
 
 
-def escape_text(text: str) -> str:
-    """HTML-escape text for a one-line HTML block: newlines visible as ↵, '$' not read as maths."""
-    out = html.escape(text, quote=True).replace("$", "&#36;")
-    return out.replace("\r", "").replace("\n", "<span style='opacity:.35'>↵</span><br>")
+def gltr_legend(bins=None, vocab_size: int | None = None, name: str | None = None) -> None:
+    """What each colour means for this model (its rank bins), and how to see one token's alternatives."""
+    from lm.viz.tokens import gltr_legend_html, rank_bins  # plotly and torch: see rank_bins_for
+
+    st.markdown(gltr_legend_html(bins or rank_bins(vocab_size or 10**6), vocab_size, name), unsafe_allow_html=True)
 
 
-def _attr(text: str) -> str:
-    """Escape text for an HTML attribute; newlines become entities so the HTML stays on one line."""
-    return html.escape(text, quote=True).replace("\n", "&#10;").replace("\r", "").replace("$", "&#36;")
+def pick_token(count: int, key: str, label: str = "Look at token") -> int | None:
+    """A slider over token positions (works on a touch screen, unlike a tooltip); the chosen index, or None.
+
+    The value lives under `key` (1-based, as shown) and is clamped to `count`, whatever the session held.
+    """
+    if count <= 0:
+        return None
+    value = st.session_state.get(key, 1)
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= count:
+        st.session_state[key] = min(max(value, 1), count) if isinstance(value, int) else 1
+    if count == 1:
+        return 0
+    st.slider(label, 1, count, key=key, help="Pick a token to pin its rank, probability and the model's top "
+                                             "alternatives; it is framed in the text above.")
+    return st.session_state[key] - 1
 
 
-def _shown(piece: str) -> str:
-    return piece.replace("\n", "↵").replace("\t", "⇥").replace(" ", "␣") if piece.strip() == "" else piece
+def token_table(piece: str, rank: int, prob: float, top: Sequence[tuple[str, float]], where: str = "") -> None:
+    """One token's rank and probability, and the model's top alternatives at its position, as a table."""
+    from lm.viz.tokens import visible  # plotly and torch: see rank_bins_for
 
-
-def token_title(token) -> str:
-    """Hover text of a generated token: its rank and probability, and the model's top alternatives."""
-    alts = "&#10;".join(f"{_attr(_shown(p))!s}  {q:.1%}" for p, q in token.top)
-    return f"rank {token.rank} · p = {token.prob:.2%}&#10;top alternatives:&#10;{alts}"
-
-
-def gltr_html(prompt: str, tokens: Sequence) -> str:
-    """The prompt (plain) followed by the generated tokens on GLTR colours, with hover details."""
-    parts = [f"<div class='gltr' style='{TEXT_STYLE}'>", f"<span style='color:#555'>{escape_text(prompt)}</span>"]
-    for token in tokens:
-        if not token.text:
-            continue
-        parts.append(f"<span title='{token_title(token)}' style='background:{gltr_colour(token.rank)};"
-                     f"border-radius:3px'>{escape_text(token.text)}</span>")
-    parts.append("</div>")
-    return "".join(parts)
-
-
-def plain_html(text: str) -> str:
-    return f"<div style='{TEXT_STYLE}'>{escape_text(text)}</div>"
-
-
-def gltr_legend() -> None:
-    chips = " ".join(f"<span style='background:{c};padding:2px 8px;border-radius:3px'>{label}</span>"
-                     for _, c, label in GLTR_BINS)
-    st.markdown(f"<div style='font-size:0.9rem'>Rank the model gave each token: {chips} "
-                f"· hover a token for its top alternatives</div>", unsafe_allow_html=True)
+    st.caption(md_literal(f"{where}'{visible(piece, None)}': rank {rank:,}, p = {prob:.2%}. "
+                          f"What the model expected there instead:"))
+    rows = [{"rank": i + 1, "token": visible(p, None), "probability": f"{q:.2%}",
+             "written": "◀ written" if p == piece else ""} for i, (p, q) in enumerate(top)]
+    st.dataframe(rows, hide_index=True, width="content")
 
 
 # -- downloads -----------------------------------------------------------------------------------------

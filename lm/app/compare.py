@@ -1,34 +1,36 @@
-"""Computations behind the app's comparison views: models side by side, and a distribution before/after knobs.
+"""Computations behind the Compare page: the same prompt through several models, side by side.
 
-Everything here is plain Python over the `lm` API (no UI): the Compare page and the Playground's step mode
-only draw what these functions return.
+Everything here is plain Python over the `lm` API (no UI): the page only draws what these functions return.
 
-- `generate_column`: one model's continuation of a prompt with its speed and diversity numbers;
+- `generate_column`: one model's continuation of a prompt with its speed and diversity numbers, stopped at a
+  number of characters (`token_budget`: the tokens that takes), so every column writes as much text;
 - `cross_score`: bits per character of every text under every model (a character model and a BPE model are
   comparable only per character, see `lm.run.metrics`);
 - `surprisal_by_char`: one text's per-token surprisal laid out on character positions, so models with
   different tokenizers line up on one x axis;
-- `knob_stages`: the next-token distribution after each sampling knob, restricted to the tokens worth
-  drawing, with which tokens each knob cut.
+- `memorisation` / `CorpusIndex`: the longest span of a text copied verbatim from a model's training text;
+  `copied_words`: the copied span with the most words in it, so that speaker names, punctuation and line
+  breaks copied between two speeches ("ain.↵↵TITUS ANDRONICUS:↵") do not count as memorising;
+- `default_lineup`: which models to compare when the page opens.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import time
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
-import torch
 
 from lm.store.checkpoint import LoadedModel
 from lm.errors import LMError
 from lm.models import FAMILIES
-from lm.run.generate import MAX_PROMPT_CHARS, GeneratedToken, encode_prompt, generate
-from lm.run.metrics import CopiedSpan, distinct_n_words, longest_copied_span, score
-from lm.run.sampling import SamplingSettings
-from lm.data.corpus import BUILTIN_CORPORA, load_corpus
+from lm.run.generate import MAX_PROMPT_CHARS, GeneratedToken, collect, encode_prompt, generate
+from lm.run.metrics import CopiedSpan, ScoreResult, distinct_n_words, longest_copied_span, score
+from lm.run.sampling import MAX_NEW_TOKENS, SamplingSettings
+from lm.store.provenance import corpus_source, load_source  # noqa: F401  corpus_source: the page's name for it
+from lm.app.playground import per_second
 
 
 # -- one model's column on the Compare page ---------------------------------------------------------
@@ -41,8 +43,9 @@ class ColumnResult:
     replaced: list[str]  # prompt characters this model's tokenizer did not know
 
     @property
-    def tokens_per_second(self) -> float:
-        return len(self.tokens) / self.seconds if self.seconds > 0 else math.inf
+    def tokens_per_second(self) -> float | None:
+        """None when the time was too short to measure (never an infinite rate)."""
+        return per_second(len(self.tokens), self.seconds)
 
     @property
     def distinct_1(self) -> float:
@@ -53,20 +56,52 @@ class ColumnResult:
         return distinct_n_words(self.text, 2)
 
 
-def generate_column(loaded: LoadedModel, prompt: str, settings: SamplingSettings, on_token=None) -> ColumnResult:
-    """One sample of `loaded`'s continuation; `on_token(text_so_far, token)` is called as tokens arrive."""
+BYTES_PER_CHAR = 4  # UTF-8: a byte-level BPE token may hold a quarter of a character, never less
+
+
+def token_budget(tokenizer, chars: int) -> int:
+    """Tokens enough for a model with `tokenizer` to write `chars` characters: one per character for a character
+    tokenizer; for byte-level BPE enough for a text of 4-byte characters (generation stops at `chars`
+    characters long before, at about one token per 3-4 characters of English)."""
+    per_char = 1 if tokenizer.kind == "char" else BYTES_PER_CHAR
+    return max(1, min(int(chars) * per_char, MAX_NEW_TOKENS))
+
+
+def until_chars(stream: Iterable[GeneratedToken], chars: int) -> Iterator[GeneratedToken]:
+    """The tokens of a one-sample stream until their text reaches `chars` characters; the last one is cut to fit
+    and marked finished, and the stream is closed (no token is generated past it)."""
+    written = 0
+    try:
+        for token in stream:
+            room = chars - written
+            if len(token.text) >= room:
+                yield dataclasses.replace(token, text=token.text[:room], finished=True)
+                return
+            written += len(token.text)
+            yield token
+    finally:
+        close = getattr(stream, "close", None)
+        if close is not None:
+            close()
+
+
+def generate_column(loaded: LoadedModel, prompt: str, settings: SamplingSettings, on_token=None,
+                    chars: int | None = None) -> ColumnResult:
+    """One sample of `loaded`'s continuation; `on_token(text_so_far, token)` is called as tokens arrive.
+
+    With `chars`, the column writes exactly that many characters (fewer only if the model's token budget,
+    `token_budget`, runs out first): settings.max_new_tokens is replaced by that budget.
+    """
     settings = settings.replace(samples=1)
+    if chars is not None:
+        settings = settings.replace(max_new_tokens=token_budget(loaded.tokenizer, chars))
     replaced = encode_prompt(loaded.tokenizer, prompt).replaced
-    tokens: list[GeneratedToken] = []
-    pieces: list[str] = []
-    start = time.perf_counter()
-    for token in generate(loaded.model, loaded.tokenizer, prompt, settings, settings.generator()):
-        tokens.append(token)
-        pieces.append(token.text)
-        if on_token is not None:
-            on_token("".join(pieces), token)
-    seconds = time.perf_counter() - start
-    return ColumnResult(loaded.name, "".join(pieces), tokens, seconds, replaced)
+    stream = generate(loaded.model, loaded.tokenizer, prompt, settings, settings.generator())
+    if chars is not None:
+        stream = until_chars(stream, chars)
+    done = collect(stream, on_token=None if on_token is None else
+                   lambda token, tokens: on_token("".join(t.text for t in tokens[0]), token))
+    return ColumnResult(loaded.name, done.texts[0], done.tokens[0], done.seconds, replaced)
 
 
 def memorisation(text: str, corpus: str | CorpusIndex | None) -> CopiedSpan | None:
@@ -76,6 +111,51 @@ def memorisation(text: str, corpus: str | CorpusIndex | None) -> CopiedSpan | No
     if isinstance(corpus, CorpusIndex):
         return corpus.longest_copied_span(text)
     return longest_copied_span(text, corpus)
+
+
+# A speaker's name on a line of its own, as the Shakespeare corpus writes it: "ROMEO:", "First Citizen:".
+SPEAKER_LINE = re.compile(r"(?m)^[A-Z][\w'.&-]*(?: [\w'.&-]+){0,3}:[ \t]*$")
+
+
+def word_mask(text: str) -> list[bool]:
+    """Which characters of `text` are words: letters, digits and the spaces after them, outside speaker-name
+    lines. Punctuation, line breaks and speaker names are what any model of the corpus writes between
+    speeches; copying them is not memorising."""
+    mask = [ch.isalnum() or (ch == " " and i > 0 and text[i - 1].isalnum()) for i, ch in enumerate(text)]
+    for match in SPEAKER_LINE.finditer(text):
+        mask[match.start():match.end()] = [False] * (match.end() - match.start())
+    return mask
+
+
+@dataclasses.dataclass
+class CopiedWords:
+    span: CopiedSpan  # the copied span with the most words in it
+    words: int  # how many of its characters are words (`word_mask`); the rest is names, punctuation, breaks
+
+
+def copied_words(text: str, corpus: str | CorpusIndex | None) -> CopiedWords | None:
+    """The span of `text` found verbatim in the training text that holds the most word characters (None when the
+    training text is unknown). For every start the longest copied span is found (the ends never move back, so
+    the corpus is searched at most 2 x len(text) times, as in `longest_copied_span`)."""
+    if corpus is None or not text:
+        return None
+    index = corpus if isinstance(corpus, CorpusIndex) else None
+    text = text[:MAX_PROMPT_CHARS]
+    plain = corpus.text if index else corpus
+    occurs = index.occurs_in(text) if index else (lambda start, length: text[start:start + length] in plain)
+    prefix = np.concatenate([[0], np.cumsum(word_mask(text), dtype=np.int64)])
+    best_start, best_end, best_words, end = 0, 0, 0, 0
+    for start in range(len(text)):
+        end = max(end, start)
+        while end < len(text) and occurs(start, end - start + 1):
+            end += 1
+        words = int(prefix[end] - prefix[start])
+        if words > best_words:
+            best_start, best_end, best_words = start, end, words
+        if end == len(text):
+            break
+    span = text[best_start:best_end]
+    return CopiedWords(CopiedSpan(span, best_start, plain.find(span) if span else -1), best_words)
 
 
 _HASH_BASE = np.uint64(0x100000001B3)  # any odd 64-bit multiplier; arithmetic wraps modulo 2**64
@@ -102,8 +182,8 @@ class CorpusIndex:
     which on a multi-megabyte corpus costs a millisecond or more per generated character. Here a span of k or
     more characters is looked up through its rarest k-gram: the positions where that k-gram occurs are the
     only places the span can start from, so checking them (a few, usually) replaces the scan. Spans shorter
-    than k, and spans made only of very common k-grams, are still searched directly. The answer is the same
-    as `longest_copied_span`'s. Building the index reads the corpus once (about a second for Shakespeare).
+    than k, and spans made only of very common k-grams, are still searched directly. The walk over the text is
+    `longest_copied_span`'s own, so is the answer. Building the index reads the corpus once (about a second for Shakespeare).
     """
 
     MAX_CANDIDATES = 2000  # beyond this many places to check, one direct search of the corpus is cheaper
@@ -117,6 +197,10 @@ class CorpusIndex:
 
     def longest_copied_span(self, text: str) -> CopiedSpan:
         text = text[:MAX_PROMPT_CHARS]
+        return longest_copied_span(text, self.text, occurs=self.occurs_in(text))
+
+    def occurs_in(self, text: str) -> Callable[[int, int], bool]:
+        """`occurs(start, length)`: is text[start:start + length] in the corpus? (through the index)"""
         m, k, corpus = len(text), self.k, self.text
         if m >= k and self.hashes.size:
             windows = _window_hashes(_codes(text), k)  # [m - k + 1]
@@ -143,47 +227,12 @@ class CorpusIndex:
                     return True
             return False
 
-        best, best_start = 0, 0
-        for start in range(m):  # the same two-pointer walk as lm.run.metrics.longest_copied_span
-            while start + best < m and occurs(start, best + 1):
-                best, best_start = best + 1, start
-            if start + best >= m:
-                break
-        span = text[best_start:best_start + best]
-        return CopiedSpan(span, best_start if best else 0, corpus.find(span) if best else -1)
-
-
-def corpus_source(meta: dict) -> tuple[str, str | None, int | None] | None:
-    """(corpus name, file path or None, max_chars or None) a model was trained on, from its metadata.
-
-    A built-in corpus is known by name; a user corpus by the path its training settings recorded.
-    None when the metadata does not say.
-    """
-    corpus = meta.get("corpus")
-    if not isinstance(corpus, dict) or not isinstance(corpus.get("name"), str) or not corpus["name"].strip():
-        return None
-    training = meta.get("training") if isinstance(meta.get("training"), dict) else {}
-    settings = training.get("settings") if isinstance(training.get("settings"), dict) else {}
-    recipe = meta.get("recipe") if isinstance(meta.get("recipe"), dict) else {}
-    source = settings.get("corpus", recipe.get("corpus"))
-    max_chars = settings.get("max_chars", recipe.get("max_chars"))
-    path = str(source) if isinstance(source, str) and source != corpus["name"] else None
-    return corpus["name"], path, max_chars if isinstance(max_chars, int) and max_chars > 0 else None
+        return occurs
 
 
 def training_text(name: str, path: str | None = None, max_chars: int | None = None) -> str:
     """The training part of a corpus (built-in name, or a user corpus file at `path`), as the model saw it."""
-    if name in BUILTIN_CORPORA and path is None:
-        corpus = load_corpus(name, max_chars=max_chars)
-    elif path:
-        from pathlib import Path
-
-        if not Path(path).is_file():
-            raise LMError(f"the training text of {name!r} is no longer at {path}")
-        corpus = load_corpus(Path(path), max_chars=max_chars)
-    else:
-        raise LMError(f"the training text of corpus {name!r} is not available")
-    return corpus.split().train.text
+    return load_source(name, path, max_chars).split().train.text
 
 
 # -- cross-scoring ----------------------------------------------------------------------------------
@@ -215,63 +264,33 @@ class CharSurprisal:
         return self.bits / max(1, self.end - self.start)
 
 
-def surprisal_by_char(loaded: LoadedModel, text: str) -> list[CharSurprisal]:
-    """Per-token surprisal of `text` with each token's character span, so char and BPE models align.
+def char_spans(tokenizer, text: str, result: ScoreResult) -> list[tuple[int, int]]:
+    """(start, end) in `text` of every token `score` scored in it, contiguous from the first scored character.
 
     A byte-level BPE token that ends inside a multi-byte character covers no character of its own; the
     character is credited to the token that completes it.
     """
-    result = score(loaded.model, loaded.tokenizer, text)
     offset = len(text) - result.characters  # characters before the first scored token (merged start)
     ids = [t.token_id for t in result.tokens]
-    out: list[CharSurprisal] = []
+    out: list[tuple[int, int]] = []
     position = offset
-    for k, tok in enumerate(result.tokens):
-        if loaded.tokenizer.kind == "char":
+    for k in range(len(ids)):
+        if tokenizer.kind == "char":
             end = position + 1
         else:
-            decoded = loaded.tokenizer.decode(ids[:k + 1])
+            decoded = tokenizer.decode(ids[:k + 1])
             end = position if decoded.endswith("\ufffd") and k + 1 < len(ids) else offset + len(decoded)
         end = min(max(end, position), len(text))
-        out.append(CharSurprisal(position, end, tok.piece, tok.surprisal_bits))
+        out.append((position, end))
         position = end
     return out
 
 
-# -- step mode: what each knob does to the next-token distribution ----------------------------------
-@dataclasses.dataclass
-class StageView:
-    """The tokens worth drawing and their probability after every stage of the sampling pipeline."""
-
-    token_ids: list[int]  # the drawn tokens, most likely first (under the model)
-    pieces: list[str]
-    stages: list[str]  # "model", "temperature", "top-k", ...
-    probs: list[list[float]]  # [stage][token] probability after that stage
-    kept: list[list[bool]]  # [stage][token] still sampleable after that stage
-    kept_total: list[int]  # [stage] tokens of the whole vocabulary still sampleable
-    entropy_bits: list[float]  # [stage] entropy of the whole distribution
-
-
-def knob_stages(pieces: Sequence[str], stages: Sequence[tuple[str, torch.Tensor]], top_n: int = 20) -> StageView:
-    """Restrict `lm.run.generate.next_token_stages` output to the `top_n` most likely tokens under the model.
-
-    A token is "kept" at a stage if it still has non-zero probability; the last stage is what is sampled.
-    """
-    if not stages:
-        raise LMError("no distribution to show")
-    model_probs = stages[0][1].double()
-    top_n = max(1, min(int(top_n), model_probs.numel()))
-    order = torch.argsort(model_probs, descending=True, stable=True)[:top_n].tolist()
-    names, probs, kept, totals, entropies = [], [], [], [], []
-    for name, p in stages:
-        p = p.double()
-        names.append(name)
-        probs.append([float(p[i]) for i in order])
-        kept.append([bool(p[i] > 0) for i in order])
-        totals.append(int((p > 0).sum()))
-        nz = p[p > 0]
-        entropies.append(float(-(nz * nz.log2()).sum()))
-    return StageView(order, [pieces[i] for i in order], names, probs, kept, totals, entropies)
+def surprisal_by_char(loaded: LoadedModel, text: str) -> list[CharSurprisal]:
+    """Per-token surprisal of `text` with each token's character span, so char and BPE models align."""
+    result = score(loaded.model, loaded.tokenizer, text)
+    return [CharSurprisal(start, end, tok.piece, tok.surprisal_bits)
+            for (start, end), tok in zip(char_spans(loaded.tokenizer, text, result), result.tokens)]
 
 
 # -- which models to compare by default -------------------------------------------------------------

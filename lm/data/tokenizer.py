@@ -26,7 +26,7 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from tokenizers import Regex, decoders, models, pre_tokenizers, trainers
@@ -404,11 +404,6 @@ class Tokenizer:
         except UnicodeDecodeError as exc:
             raise LMError(f"{file} is not a tokenizer file (not UTF-8 text at byte offset {exc.start})") from None
         return cls.from_json(text, source=str(file))
-
-
-def describe_tokens(tok: Tokenizer, ids: Sequence[int]) -> list[dict[str, Any]]:
-    """[{id, text}] for UI tables (text as in `token_strings`)."""
-    return [{"id": i, "text": s} for i, s in zip(_as_id_array(ids).tolist(), tok.token_strings(ids))]
 
 
 def train_tokenizer(kind: str, text: str, vocab_size: int | None = None) -> Tokenizer:

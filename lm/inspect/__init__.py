@@ -4,7 +4,8 @@
   next-token distribution and its top tokens, token counts under several tokenizers;
 - `attention`: per-head entropy, mean distance and pattern shares of an `AttentionTrace`;
 - `recurrent`: gate saturation and units that track simple text features;
-- `ngram`: held-out bits/char against the order, smoothing comparison, counts and the back-off path.
+- `ngram`: held-out bits/char against the order, smoothing comparison, counts and the back-off path;
+- `samples`: a page's first text, one the chosen model can read, fitted to its context.
 
 `from lm import inspect` gives every public name of the submodules as one namespace:
 
@@ -15,17 +16,21 @@
 """
 
 from lm.inspect.text import (  # noqa: F401
-    Inspection, MAX_ATTENTION_CELLS, MAX_TRACE_TOKENS, TokenCount, as_array, bpe_training_text, inspect_text,
-    next_token_distribution, token_counts, token_spans, top_tokens, trace_cap,
+    Inspection, MAX_ATTENTION_CELLS, MAX_CHARS_PER_TOKEN, MAX_TEXT_CHARS, MAX_TRACE_TOKENS, TokenCount, as_array,
+    bpe_training_text, inspect_text, next_token_distribution, token_counts, token_spans, top_tokens, trace_cap,
+    unknown_note,
 )
 from lm.inspect.attention import (  # noqa: F401
-    HeadSummary, attention_entropy, head_summary, mean_attention_distance,
+    PATTERN_SHARE, HeadSummary, attention_entropy, describe_head, head_summary, mean_attention_distance,
+    notable_head,
 )
 from lm.inspect.recurrent import (  # noqa: F401
     FEATURES, SATURATION_HIGH, SATURATION_LOW, SIGMOID_STATES, TANH_STATES, UnitMatch, char_features, correlations,
     feature_units, gate_saturation, token_features,
 )
 from lm.inspect.ngram import (  # noqa: F401
-    NGRAM_SCORE_CHARS, NGRAM_SMOOTHINGS, OrderScore, backoff_table, ngram_backoff, ngram_counts, ngram_order_scores,
-    ngram_smoothing_comparison, ngram_valid_text,
+    NGRAM_SCORE_CHARS, NGRAM_SMOOTHINGS, OrderScore, backoff_caption, backoff_table, counts_are_continuations,
+    describe_order_scores, ngram_backoff, ngram_counts, ngram_order_scores, ngram_smoothing_comparison,
+    ngram_valid_text,
 )
+from lm.inspect.samples import SAMPLE_CHARS, corpus_sample, fit_to_tokens, readable, sample_for  # noqa: F401

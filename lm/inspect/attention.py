@@ -1,5 +1,6 @@
 """Attention summaries from `AttentionTrace.attention` [layers, heads, T, T]: per-head entropy, mean
-attention distance and simple pattern shares (previous token, first token, self)."""
+attention distance and simple pattern shares (previous token, first token, self); which head to show first
+and one sentence on what a head does."""
 
 from __future__ import annotations
 
@@ -82,3 +83,33 @@ def head_summary(attention, head_output_norm=None) -> HeadSummary:
         first = np.ones(a.shape[:2], dtype=np.float32)
     norm = None if head_output_norm is None else as_array(head_output_norm).mean(-1)
     return HeadSummary(attention_entropy(a), mean_attention_distance(a), previous, first, diag.mean(-1), norm)
+
+
+PATTERNS = (("previous", "the token just before it", "a previous-token head"),
+            ("first", "the first token", "an attention sink"),
+            ("self_", "itself", "a self-attending head"))
+PATTERN_SHARE = 0.3  # a head "has" a pattern when it puts at least this share of its attention there
+
+
+def notable_head(summary: HeadSummary) -> tuple[int, int]:
+    """(layer, head) worth showing first: the strongest previous-token head (the clearest pattern to explain);
+    the most focused head (lowest entropy) when no head puts `PATTERN_SHARE` on the previous token."""
+    previous = summary.previous
+    if previous.size and float(previous.max()) >= PATTERN_SHARE:
+        layer, head = np.unravel_index(int(np.argmax(previous)), previous.shape)
+    else:
+        layer, head = np.unravel_index(int(np.argmin(summary.entropy)), summary.entropy.shape)
+    return int(layer), int(head)
+
+
+def describe_head(summary: HeadSummary, layer: int, head: int, max_entropy: float | None = None) -> str:
+    """One sentence on what head (layer, head) does on this text: its strongest simple pattern, if any."""
+    shares = [(float(getattr(summary, field)[layer, head]), where, name) for field, where, name in PATTERNS]
+    share, where, name = max(shares)
+    entropy, distance = float(summary.entropy[layer, head]), float(summary.distance[layer, head])
+    if share >= PATTERN_SHARE:
+        return (f"Layer {layer}, head {head} puts {share:.0%} of its attention on {where}: {name}. "
+                f"On average it looks {distance:.1f} tokens back.")
+    spread = f" (at most {max_entropy:.2f})" if max_entropy else ""
+    return (f"Layer {layer}, head {head} has no single simple pattern on this text: it spreads its attention "
+            f"(entropy {entropy:.2f} nats{spread}) and looks {distance:.1f} tokens back on average.")

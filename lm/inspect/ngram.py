@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
 
 from lm.errors import LMError
-from lm.data.corpus import load_corpus
 from lm.run.metrics import score
+from lm.store.provenance import model_corpus
 from lm.inspect.text import next_token_distribution, top_tokens
 
 
@@ -28,14 +28,12 @@ def _ngram_max_order(model) -> int:
 
 
 def ngram_valid_text(loaded, max_chars: int = NGRAM_SCORE_CHARS) -> str:
-    """The start of the held-out split of the corpus the n-gram model was counted on."""
-    name = (loaded.meta.get("corpus") or {}).get("name")
-    if not name:
-        raise LMError(f"{loaded.name}: config.json does not say which corpus the model was counted on")
-    split = load_corpus(name).split()
-    text = split.valid.text[:max_chars]
+    """The start of the held-out split of the corpus the n-gram model was counted on (a user's corpus found
+    by the path its training recorded, cut by the same `max_chars`, so the split is the one it was counted on)."""
+    corpus = model_corpus(loaded.meta, loaded.name)
+    text = corpus.split().valid.text[:max_chars]
     if not text.strip():
-        raise LMError(f"{loaded.name}: the held-out part of corpus {name!r} is empty")
+        raise LMError(f"{loaded.name}: the held-out part of corpus {corpus.name!r} is empty")
     return text
 
 
@@ -117,17 +115,74 @@ def ngram_backoff(model, tokenizer, context_ids: Sequence[int], target: int, ord
     return trace.rows[-1], notes
 
 
-def backoff_table(rows, tokenizer, show=lambda s: s) -> list[dict[str, Any]]:
-    """NgramOrderRow list (highest order first) as table rows; `show` formats context text for display."""
+def counts_are_continuations(smoothing: str | None, row_index: int) -> bool:
+    """Whether row `row_index` (0 = the longest context) of a back-off path holds continuation counts:
+    Kneser-Ney counts its lower orders by how many different tokens came before, not by how often."""
+    return smoothing == "kneser_ney" and row_index > 0
+
+
+def backoff_caption(smoothing: str | None) -> str:
+    """What the count columns of `backoff_table` mean under `smoothing`."""
+    if smoothing == "kneser_ney":
+        return ("The longest context is counted as usual: c(context) = how often it occurred, c(context, next) = "
+                "how often the next token followed it. The shorter ones hold Kneser-Ney's continuation counts: "
+                "c(context, next) = how many different tokens came just before 'context next' in training, "
+                "c(context) their sum over every next token. A token that follows many contexts gets a high "
+                "lower-order probability; one that always follows the same word does not.")
+    return ("c(context) = how often the context occurred in training; c(context, next) = how often the next "
+            "token followed it.")
+
+
+def backoff_table(rows, tokenizer, show=lambda s: s, smoothing: str | None = None) -> list[dict[str, Any]]:
+    """NgramOrderRow list (highest order first) as table rows; `show` formats context text for display.
+
+    With `smoothing` given, a "counts" column says per row what the counts are (see `backoff_caption`).
+    """
     out = []
-    for row in rows:
-        out.append({
+    for i, row in enumerate(rows):
+        entry = {
             "order": row.order,
             "context": show("".join(tokenizer.token_strings(list(row.context)))) if row.context else "(none)",
+        }
+        if smoothing is not None:
+            entry["counts"] = "continuations" if counts_are_continuations(smoothing, i) else "times seen"
+        entry.update({
             "c(context)": row.context_count,
             "c(context, next)": row.target_count,
             "distinct next": row.distinct_continuations,
             "p at this order": row.probability,
             "weight to lower order": row.weight,
         })
+        out.append(entry)
     return out
+
+
+def describe_order_scores(scores: Sequence[OrderScore], labels: Mapping[str, str] | None = None) -> str:
+    """What the held-out score against order shows, one sentence per smoothing, from the scores themselves."""
+    labels = labels or {}
+    sentences = []
+    for smoothing in dict.fromkeys(s.smoothing for s in scores):
+        rows = sorted((s for s in scores if s.smoothing == smoothing), key=lambda s: s.order)
+        label = labels.get(smoothing, smoothing)
+        finite = [s for s in rows if math.isfinite(s.bits_per_char)]
+        infinite = [s.order for s in rows if not math.isfinite(s.bits_per_char)]
+        top = rows[-1].order
+        if infinite and (not finite or min(infinite) > max(s.order for s in finite)):
+            sentences.append(f"{label} is infinite from order {min(infinite)} on: one held-out n-gram it never "
+                             f"counted gets probability 0.")
+            continue
+        if not finite:
+            continue
+        best = min(finite, key=lambda s: (s.bits_per_char, s.order))
+        if best.order == top:
+            falling = all(a.bits_per_char > b.bits_per_char for a, b in zip(finite, finite[1:]))
+            trend = "keeps improving up to" if len(finite) > 1 and falling else "is best at"
+            sentences.append(f"{label} {trend} order {top} ({best.bits_per_char:.2f} bits/char), the highest "
+                             f"shown.")
+        else:
+            last = rows[-1]
+            worse = f"{last.bits_per_char:.2f}" if math.isfinite(last.bits_per_char) else "infinite"
+            sentences.append(f"{label} is best at order {best.order} ({best.bits_per_char:.2f} bits/char) and "
+                             f"worse above it ({worse} at order {top}): most longer contexts were seen too "
+                             f"rarely to trust their counts.")
+    return " ".join(sentences)

@@ -18,6 +18,8 @@ from lm.data.corpus import load_corpus
 
 MAX_TRACE_TOKENS = 512  # cap for models without a context limit (RNN, n-gram): traces loop in Python
 MAX_ATTENTION_CELLS = 10_000_000  # layers x heads x T x T floats kept per trace (40 MB): caps GPT-2 small at 263
+MAX_CHARS_PER_TOKEN = 32  # only cap x this many characters are tokenized: a 5 MB text costs no more than a page
+MAX_TEXT_CHARS = 2_000  # the longest text an inspection page takes (every model's trace is shorter)
 
 
 def as_array(x) -> np.ndarray:
@@ -40,6 +42,13 @@ class Inspection:
     spans: list[tuple[int, int]]  # [start, end) of each token in `text` (empty for a partial UTF-8 byte)
     truncated: bool = False
     note: str = ""  # one line saying why/where the text was cut ('' when it was not)
+    unknown: list[str] = dataclasses.field(default_factory=list)  # characters a char tokenizer never saw
+    unknown_count: int = 0  # how many positions of `text` hold one of them
+
+    @property
+    def unknown_note(self) -> str:
+        """One line for a character model that met characters it never saw ('' when it knew them all)."""
+        return unknown_note(self.unknown, self.unknown_count)
 
     @property
     def pieces(self) -> list[str]:
@@ -86,36 +95,63 @@ def token_spans(tokenizer, ids: Sequence[int]) -> tuple[str, list[tuple[int, int
     return text, spans
 
 
+def unknown_note(unknown: Sequence[str], count: int, most: int = 24) -> str:
+    """'3 characters of this text are not in this model's alphabet (…)': '' when `unknown` is empty."""
+    if not unknown:
+        return ""
+    shown = " ".join(unknown[:most]) + (" …" if len(unknown) > most else "")
+    what = "character" if count == 1 else "characters"
+    return (f"{count:,} {what} of this text never occurred in this model's training text ({shown}): "
+            f"it reads each as its one unknown token.")
+
+
+def _char_display(text: str) -> str:
+    """The text as typed, a lone surrogate (invalid in UTF-8, so unsendable to a page) shown as U+FFFD."""
+    return "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in text)
+
+
 def inspect_text(loaded, text: str, max_tokens: int | None = None) -> Inspection:
     """Tokenize `text` with the model's tokenizer, keep at most the model's cap of tokens, and trace them.
 
     `loaded` is an `lm.store.checkpoint.LoadedModel`. The cap is the model's context (Transformer) or
     `MAX_TRACE_TOKENS` (RNN, n-gram); `max_tokens` lowers it further. A longer text keeps its beginning, and
-    `note` says so.
+    `note` says so; only its first cap x `MAX_CHARS_PER_TOKEN` characters are ever tokenized. A character
+    model keeps the text as typed (`text`, `pieces`): a character it never saw is painted as itself, and
+    `unknown` / `unknown_note` say which ones it read as its unknown token.
     """
     if not isinstance(text, str) or not text.strip():
         raise LMError("type some text to inspect")
     model, tokenizer = loaded.model, loaded.tokenizer
-    ids = list(tokenizer.encode(text))
-    if not ids:
-        raise LMError("the text could not be turned into any tokens")
     cap = trace_cap(model)
     if max_tokens is not None:
         cap = max(1, min(cap, int(max_tokens)))
-    truncated = len(ids) > cap
+    head = text[:cap * MAX_CHARS_PER_TOKEN]
+    ids = list(tokenizer.encode(head))
+    if not ids:
+        raise LMError("the text could not be turned into any tokens")
+    truncated = len(ids) > cap or len(head) < len(text)
     note = ""
     if truncated:
         why = "its context length" if model.family == "transformer" and model.context_length == cap \
             else "the inspection limit"
-        note = f"The text has {len(ids):,} tokens; only the first {cap:,} are shown ({why})."
+        count = f"{len(ids):,}" if len(head) == len(text) else f"over {len(ids):,}"
+        note = f"The text has {count} tokens; only the first {min(cap, len(ids)):,} are shown ({why})."
         ids = ids[:cap]
     ids_t = torch.tensor(ids, dtype=torch.long, device=model.device)
     if model.family == "ngram":  # readable notes ("'th' never followed ...") instead of id lists
         trace = model.trace(ids_t, token_strings=tokenizer.token_strings(list(range(tokenizer.vocab_size))))
     else:
         trace = model.trace(ids_t)
-    decoded, spans = token_spans(tokenizer, ids)
-    return Inspection(tokenizer.token_strings(ids), ids, trace, decoded, spans, truncated, note)
+    unknown, count = [], 0
+    if tokenizer.kind == "char":  # one token per code point: the typed text lines up with the ids
+        shown = head[:len(ids)]
+        never_seen = tokenizer.encode_report(shown)[1]
+        count = sum(shown.count(c) for c in never_seen)
+        unknown = list(dict.fromkeys(_char_display(c) for c in never_seen))
+        decoded, spans = _char_display(shown), [(i, i + 1) for i in range(len(ids))]
+    else:
+        decoded, spans = token_spans(tokenizer, ids)
+    return Inspection(tokenizer.token_strings(ids), ids, trace, decoded, spans, truncated, note, unknown, count)
 
 
 def next_token_distribution(model, ids: Sequence[int]) -> np.ndarray:

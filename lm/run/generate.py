@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -45,19 +45,6 @@ class PromptEncoding:
     ids: list[int]
     replaced: list[str]  # characters the tokenizer did not know (mapped to <unk>)
     started_empty: bool  # the prompt was empty, so the model starts from START_TEXT
-
-
-@dataclasses.dataclass
-class GenerationResult:
-    texts: list[str]
-    tokens: list[list[GeneratedToken]]
-    prompt: PromptEncoding
-    seconds: float
-
-    @property
-    def tokens_per_second(self) -> float:
-        count = sum(len(t) for t in self.tokens)
-        return count / self.seconds if self.seconds > 0 else float("inf")
 
 
 def encode_prompt(tokenizer, prompt: str) -> PromptEncoding:
@@ -240,16 +227,31 @@ def generate(model: LanguageModel, tokenizer, prompt: str, settings: SamplingSet
             fed += 1
 
 
-def generate_all(model: LanguageModel, tokenizer, prompt: str, settings: SamplingSettings,
-                 generator: torch.Generator | None = None) -> GenerationResult:
-    """Run `generate` to the end and collect the texts (prompt not included) and tokens per sample."""
+@dataclasses.dataclass
+class Collected:
+    """A finished stream, per sample: the text (prompt not included) and the tokens; and how long it took."""
+
+    texts: list[str]
+    tokens: list[list[GeneratedToken]]
+    seconds: float
+
+
+def collect(stream: Iterable[GeneratedToken], samples: int = 1,
+            on_token: Callable[[GeneratedToken, list[list[GeneratedToken]]], None] | None = None) -> Collected:
+    """Consume a `generate(...)` stream of `samples` samples into texts and tokens per sample.
+
+    `on_token(token, tokens)`, when given, runs after each token is collected, with every sample's tokens so
+    far (`tokens[token.sample]` ends with `token`), so a view can redraw the text as it grows. `seconds` counts
+    the whole stream, generation and callbacks.
+    """
     start = time.perf_counter()
-    tokens: list[list[GeneratedToken]] = [[] for _ in range(settings.samples)]
-    for token in generate(model, tokenizer, prompt, settings, generator):
+    tokens: list[list[GeneratedToken]] = [[] for _ in range(samples)]
+    for token in stream:
         tokens[token.sample].append(token)
+        if on_token is not None:
+            on_token(token, tokens)
     seconds = time.perf_counter() - start
-    texts = ["".join(t.text for t in row) for row in tokens]
-    return GenerationResult(texts, tokens, encode_prompt(tokenizer, prompt), seconds)
+    return Collected(["".join(t.text for t in row) for row in tokens], tokens, seconds)
 
 
 @torch.inference_mode()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 
@@ -44,6 +44,7 @@ class ScoreResult:
     tokens: list[TokenScore]
     characters: int  # characters of text the scored tokens cover
     replaced: list[str]  # characters the tokenizer did not know
+    ids: list[int] = dataclasses.field(default_factory=list)  # every id, the unscored first one included
 
     @property
     def total_nats(self) -> float:
@@ -130,11 +131,7 @@ def score(model: LanguageModel, tokenizer, text: str) -> ScoreResult:
     pieces = tokenizer.token_strings(list(ids[1:]))
     tokens = [TokenScore(int(i), p, float(lp), int(r))
               for i, p, lp, r in zip(ids[1:], pieces, logprobs.tolist(), ranks.tolist())]
-    return ScoreResult(tokens, max(1, characters), list(replaced))
-
-
-def bits_per_char(model: LanguageModel, tokenizer, text: str) -> float:
-    return score(model, tokenizer, text).bits_per_char
+    return ScoreResult(tokens, max(1, characters), list(replaced), [int(i) for i in ids])
 
 
 # -- properties of generated text -------------------------------------------------------------------
@@ -165,16 +162,23 @@ class CopiedSpan:
         return len(self.text)
 
 
-def longest_copied_span(text: str, corpus_text: str, max_text_chars: int = MAX_PROMPT_CHARS) -> CopiedSpan:
+def longest_copied_span(text: str, corpus_text: str, max_text_chars: int = MAX_PROMPT_CHARS,
+                        occurs: Callable[[int, int], bool] | None = None) -> CopiedSpan:
     """The memorisation meter: the longest substring of `text` that occurs verbatim in `corpus_text`.
 
     Two pointers over `text`: a span of length best+1 is tried at each start, so the corpus is searched at
-    most 2 x len(text) times (each search is CPython's fast substring search).
+    most 2 x len(text) times (each search is CPython's fast substring search). `occurs(start, length)`, when
+    given, answers "is text[start:start + length] in the corpus?" faster (positions in the text cut to
+    `max_text_chars`), e.g. through an index (`lm.app.compare.CorpusIndex`); the walk is the same.
     """
     text = text[:max_text_chars]
+    if occurs is None:
+        def occurs(start: int, length: int) -> bool:
+            return text[start:start + length] in corpus_text
+
     best, best_start = 0, 0
     for start in range(len(text)):
-        while start + best < len(text) and text[start:start + best + 1] in corpus_text:
+        while start + best < len(text) and occurs(start, best + 1):
             best, best_start = best + 1, start
         if start + best >= len(text):
             break

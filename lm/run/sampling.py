@@ -12,17 +12,15 @@ The knobs are applied in a fixed, documented order — the order the Playground'
 
 Every function takes logits `[..., V]` and returns logits of the same shape, with `-inf` for cut tokens, so
 the softmax of the result is the distribution that is sampled. Probabilities are always computed in log
-space (`log_softmax`), so tiny temperatures cannot overflow. Randomness only ever comes from the
-`torch.Generator` the caller passes in.
+space (`log_softmax`), so tiny temperatures cannot overflow. Nothing here is random: `draw_one` takes the
+uniform number, which `lm.run.generate` draws from a seeded `torch.Generator`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import re
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
 
 import numpy as np
 import torch
@@ -96,9 +94,9 @@ class SamplingSettings:
         """A fresh generator seeded from `seed`: the only source of randomness for one request."""
         return torch.Generator().manual_seed(self.seed)
 
-    # -- sharing a link -------------------------------------------------------------------------------
+    # -- as text ----------------------------------------------------------------------------------------
     def to_query(self) -> dict[str, str]:
-        """The settings as URL query parameters (only the ones that differ from the defaults)."""
+        """The settings that differ from the defaults, as text (the CLI's `--json` output records them)."""
         default = SamplingSettings()
         out: dict[str, str] = {}
         for field in dataclasses.fields(self):
@@ -107,40 +105,12 @@ class SamplingSettings:
                 out[field.name] = _join_stops(value) if field.name == "stop" else str(value)
         return out
 
-    def to_query_string(self) -> str:
-        return urlencode(self.to_query())
 
-    @classmethod
-    def from_query(cls, params: dict[str, str] | str) -> "SamplingSettings":
-        """Settings from query parameters; unknown keys are ignored, bad values raise LMError."""
-        if isinstance(params, str):
-            params = dict(parse_qsl(params.lstrip("?")))
-        names = {f.name for f in dataclasses.fields(cls)}
-        values: dict[str, Any] = {k: v for k, v in params.items() if k in names}
-        if "stop" in values:
-            values["stop"] = _split_stops(str(values["stop"]))
-        for key in ("top_k", "max_new_tokens", "seed", "samples"):
-            if key in values:
-                try:
-                    values[key] = int(str(values[key]))
-                except ValueError:
-                    raise LMError(f"{key} must be a whole number, got {values[key]!r}") from None
-        return cls(**values)
-
-
-_STOP_SEP = "\x1f"  # joins the stop strings in one query value; escaped (with "\\") inside a stop string
-_STOP_ESCAPE = re.compile(r"\\(\\|u001f)")
+_STOP_SEP = "\x1f"  # joins the stop strings in one value; escaped (with "\\") inside a stop string
 
 
 def _join_stops(stops: tuple[str, ...]) -> str:
     return _STOP_SEP.join(s.replace("\\", "\\\\").replace(_STOP_SEP, "\\u001f") for s in stops)
-
-
-def _split_stops(text: str) -> tuple[str, ...]:
-    def unescape(match: re.Match) -> str:
-        return "\\" if match.group(1) == "\\" else _STOP_SEP
-
-    return tuple(_STOP_ESCAPE.sub(unescape, s) for s in text.split(_STOP_SEP) if s)
 
 
 # -- the knobs, each a pure function ----------------------------------------------------------------
@@ -299,28 +269,3 @@ def draw_one(final: np.ndarray, u: float) -> tuple[int, np.ndarray, float]:
     cdf = np.cumsum(weights)
     total = float(cdf[-1])
     return min(int(cdf.searchsorted(u * total, side="right")), final.shape[0] - 1), weights, total
-
-
-def draw_rows(final: np.ndarray, settings: SamplingSettings, uniforms: np.ndarray | None) -> np.ndarray:
-    """One token id per row of processed logits `final[B, V]` (`draw_one` per row, `uniforms[B]`).
-
-    Greedy settings (temperature 0) need no randomness.
-    """
-    if settings.temperature == 0.0:
-        return final.argmax(-1)
-    return np.array([draw_one(row, float(u))[0] for row, u in zip(final, uniforms)], dtype=np.int64)
-
-
-def sample(logits: torch.Tensor, settings: SamplingSettings, generator: torch.Generator,
-           history: torch.Tensor | None = None) -> torch.Tensor:
-    """Draw one token per row of `logits[B, V]` after applying the knobs; returns LongTensor [B].
-
-    One uniform number per row comes from `generator` (none for greedy settings).
-    """
-    rows = as_rows(logits)
-    final = process_rows(rows, settings, None if history is None else history.detach().cpu().numpy())
-    uniforms = None
-    if settings.temperature != 0.0:
-        uniforms = torch.rand(rows.shape[0], generator=generator, dtype=torch.float64).numpy()
-    chosen = torch.from_numpy(draw_rows(final, settings, uniforms).astype(np.int64, copy=False))
-    return chosen if logits.device.type == "cpu" else chosen.to(logits.device)

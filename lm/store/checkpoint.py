@@ -48,12 +48,6 @@ class LoadedModel:
     def family(self) -> str:
         return self.model.family
 
-    @property
-    def label(self) -> str:
-        """A short human label, e.g. 'shakespeare-char-lstm (lstm, char)'."""
-        kind = self.meta.get("model", {}).get("cell") or self.family
-        return f"{self.name} ({kind}, {self.tokenizer.kind})"
-
 
 def _read_json(path: Path) -> dict[str, Any]:
     try:

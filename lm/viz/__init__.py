@@ -1,11 +1,31 @@
-"""Every Plotly figure and HTML token painting the pages show, as pure functions of `lm` results.
+"""Every Plotly figure and HTML token painting the pages show, as pure functions of `lm` results (no Streamlit).
 
-`from lm import viz` gives them all (`viz.attention_heatmap(...)`); each lives in a submodule by subject.
+`from lm import viz` gives them all (`viz.attention_heatmap(...)`, `fig.show()` in a notebook); each lives in
+a submodule by subject:
+
+- `style`: fonts, colours, templates, token labels that show their whitespace (`visible`, `token_labels`);
+- `attention`: one head, every head, per-head summaries;
+- `recurrent`: states over time × unit, one unit, gate saturation;
+- `ngram`: smoothing comparison, held-out score against order;
+- `tokens`: text painted token by token as escaped HTML, GLTR's rank colours (`rank_bins`, `gltr_html`);
+- `charts`: the Playground's knob stages and GLTR histograms, the Compare matrix and surprisal, the Train
+  loss, the BPE ladder.
 """
 
-from lm.viz.figures import (  # noqa: F401  re-exported as one namespace
-    FONT, GRID_TEMPLATE, MAX_GRID_CELLS, MAX_LABEL_CHARS, NEGATIVE_RGB, PASTELS, POSITIVE_RGB, SEQUENTIAL_RGB,
-    SMOOTHING_LABELS, STATE_LABELS, TEMPLATE, attention_grid, attention_heatmap, attention_text_html,
-    head_summary_figure, order_chart, pool_square, saturation_figure, smoothing_bars, state_colors, state_heatmap,
-    token_boundaries_html, token_labels, tokens_html, unit_line, unit_text_html, visible, vocab_length_chart,
+from lm.viz.style import (  # noqa: F401  re-exported as one namespace
+    FONT, GRID_TEMPLATE, MAX_LABEL_CHARS, NEGATIVE_RGB, PASTELS, POSITIVE_RGB, SEQUENTIAL_RGB, SMOOTHING_LABELS,
+    STATE_LABELS, TEMPLATE, token_labels, visible,
+)
+from lm.viz.attention import (  # noqa: F401
+    MAX_GRID_CELLS, attention_grid, attention_heatmap, head_summary_figure, pool_square,
+)
+from lm.viz.recurrent import saturation_figure, state_colors, state_heatmap, unit_line  # noqa: F401
+from lm.viz.ngram import order_chart, smoothing_bars  # noqa: F401
+from lm.viz.tokens import (  # noqa: F401
+    RankBin, attention_text_html, gltr_html, gltr_legend_html, rank_bin, rank_bins, token_boundaries_html, tokens_html,
+    unit_text_html,
+)
+from lm.viz.charts import (  # noqa: F401
+    CUT_COLOUR, LOSS_COLOURS, MODEL_COLOURS, STAGE_COLOURS, STAGE_TITLES, cross_score_heatmap, gltr_histograms,
+    loss_figure, stage_figure, surprisal_figure, vocab_length_chart,
 )

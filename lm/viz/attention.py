@@ -1,0 +1,103 @@
+"""A Transformer's attention: one head as a heatmap, every head as small multiples, per-head summaries.
+
+Heatmaps put the first token at the top-left, like reading the text.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from lm.viz.style import GRID_TEMPLATE, _arr, _style, token_labels
+
+MAX_GRID_CELLS = 60_000  # heat-map cells drawn in the all-heads grid; larger maps are block-averaged
+
+
+def attention_heatmap(weights, tokens: Sequence[str], query_tokens: Sequence[str] | None = None,
+                      title: str = "Attention") -> go.Figure:
+    """One head: rows are queries (the token doing the looking), columns are keys (the tokens looked at).
+
+    `weights` is [queries, keys]; `tokens` labels the keys and, unless `query_tokens` is given, the queries.
+    """
+    w = _arr(weights)
+    keys = token_labels(tokens)
+    queries = token_labels(query_tokens if query_tokens is not None else tokens)
+    if w.shape != (len(queries), len(keys)):
+        raise ValueError(f"weights {w.shape} do not match {len(queries)} query and {len(keys)} key tokens")
+    fig = go.Figure(go.Heatmap(
+        z=w, x=keys, y=queries, zmin=0.0, zmax=1.0, colorscale="Oranges", colorbar=dict(title="weight"),
+        hovertemplate="query %{y}<br>key %{x}<br>weight %{z:.3f}<extra></extra>", xgap=0, ygap=0,
+    ))
+    side = max(420, min(900, 22 * len(queries) + 160))
+    fig.update_xaxes(title="key (attended to)", tickangle=-60, side="top", type="category")
+    fig.update_yaxes(title="query (attending)", autorange="reversed", type="category")
+    return _style(fig, side, title)
+
+
+def pool_square(matrix: np.ndarray, side: int) -> np.ndarray:
+    """Block-average the last two axes of [..., T, T] down to [..., side, side] (no-op when T <= side)."""
+    m = _arr(matrix)
+    T = m.shape[-1]
+    if T <= side:
+        return m
+    edges = np.linspace(0, T, side + 1).round().astype(int)
+    starts = edges[:-1]
+    counts = np.diff(edges).astype(np.float32)
+    m = np.add.reduceat(m, starts, axis=-1) / counts
+    return np.add.reduceat(m, starts, axis=-2) / counts[:, None]
+
+
+def attention_grid(attention, selected: tuple[int, int] | None = None, max_cells: int = MAX_GRID_CELLS) -> go.Figure:
+    """All heads of all layers as small multiples (rows: layers, columns: heads), one colour scale.
+
+    Long texts are block-averaged so the grid stays light; `selected` (layer, head) gets a frame.
+    """
+    a = _arr(attention)
+    if a.ndim != 4:
+        raise ValueError(f"expected attention [layers, heads, T, T], got shape {a.shape}")
+    layers, heads, T, _ = a.shape
+    side = max(8, int(math.sqrt(max_cells / (layers * heads))))
+    pooled = pool_square(a, side)
+    fig = make_subplots(rows=layers, cols=heads, horizontal_spacing=0.01 if heads > 8 else 0.02,
+                        vertical_spacing=0.01 if layers > 8 else 0.03,
+                        column_titles=[f"head {h}" for h in range(heads)],
+                        row_titles=[f"layer {l}" for l in range(layers)])
+    cells = [(layer, head) for layer in range(layers) for head in range(heads)]
+    fig.add_traces([go.Heatmap(z=pooled[l, h], coloraxis="coloraxis",
+                               hovertemplate=f"layer {l}, head {h}<br>weight %{{z:.2f}}<extra></extra>")
+                    for l, h in cells], rows=[l + 1 for l, _ in cells], cols=[h + 1 for _, h in cells])
+    fig.update_layout(coloraxis=dict(colorscale="Oranges", cmin=0, cmax=1, colorbar=dict(title="weight")))
+    if selected is not None:
+        layer, head = selected
+        if 0 <= layer < layers and 0 <= head < heads:
+            n = layer * heads + head + 1
+            suffix = "" if n == 1 else str(n)
+            fig.add_shape(type="rect", xref=f"x{suffix} domain", yref=f"y{suffix} domain", x0=0, x1=1, y0=0, y1=1,
+                          line=dict(color="#1c7ed6", width=3))
+    pooled_note = f" (averaged into {pooled.shape[-1]}×{pooled.shape[-1]} blocks)" if pooled.shape[-1] < T else ""
+    cell = 110 if heads <= 8 else 70
+    return _style(fig, max(300, min(1400, cell * layers + 80)), f"Every head, {T} tokens{pooled_note}",
+                  template=GRID_TEMPLATE)
+
+
+def head_summary_figure(entropy, distance, max_entropy: float | None = None,
+                        title: str | None = "Per-head summary") -> go.Figure:
+    """Two [layers, heads] heat maps side by side: mean attention entropy and mean attention distance."""
+    e, d = _arr(entropy), _arr(distance)
+    layers, heads = e.shape
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("Entropy (nats): low = focused", "Mean distance (tokens)"),
+                        horizontal_spacing=0.12)
+    x = [f"head {h}" for h in range(heads)]
+    y = [f"layer {l}" for l in range(layers)]
+    fig.add_trace(go.Heatmap(z=e, x=x, y=y, colorscale="Blues", zmin=0, zmax=max_entropy, texttemplate="%{z:.2f}",
+                             colorbar=dict(x=0.44, title="nats"),
+                             hovertemplate="%{y}, %{x}<br>entropy %{z:.2f} nats<extra></extra>"), row=1, col=1)
+    fig.add_trace(go.Heatmap(z=d, x=x, y=y, colorscale="Greens", zmin=0, texttemplate="%{z:.1f}",
+                             colorbar=dict(title="tokens"),
+                             hovertemplate="%{y}, %{x}<br>distance %{z:.1f} tokens<extra></extra>"), row=1, col=2)
+    fig.update_yaxes(autorange="reversed")
+    return _style(fig, max(260, 45 * layers + 120), title)
