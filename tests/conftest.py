@@ -11,6 +11,10 @@ import torch
 
 # Every test run gets its own user directory: tests never touch ~/.lm-playground. Set before lm is imported.
 os.environ.setdefault("LM_PLAYGROUND_HOME", tempfile.mkdtemp(prefix="lm-test-home-"))
+# The app's background warm-up (lm/app/warmup.py) would load and run every model of a test's zoo behind the
+# page under test, and write the n-gram cache while a test checks that nothing changed on disk: tests of the
+# warm-up switch it on themselves (tests/test_warmup.py).
+os.environ.setdefault("LM_WARMUP", "0")
 
 from lm.models.base import LanguageModel, ModelConfig  # noqa: E402
 

@@ -41,6 +41,13 @@ def md_literal(text) -> str:
     return _MARKDOWN_SPECIAL.sub(r"\\\1", str(text)).replace("\r", "").replace("\n", " ↵ ")
 
 
+def show_text(text: str, style: str = "font-size:0.875rem;color:rgba(49,51,63,0.6)") -> None:
+    """User, model or corpus text as it is (escaped HTML, never Markdown); by default in the look of a caption."""
+    from lm.viz.tokens import plain_html  # plotly and torch: see rank_bins_for
+
+    st.markdown(plain_html(text, style), unsafe_allow_html=True)
+
+
 def show_error(message) -> None:
     """A one-line error that may echo what the user typed: shown literally (see `md_literal`)."""
     st.error(md_literal(message))
@@ -105,8 +112,9 @@ def sampling_sidebar(show_samples: bool = True, max_tokens_default: int | None =
     cols = side.columns(2 if show_samples else 1)
     cols[0].number_input("Seed", 0, 10**9, step=1, key="seed", help="Same seed + same settings = same text.")
     if show_samples:
-        cols[1].number_input("Samples", 1, 8, step=1, key="samples", help="Continuations of the same prompt, drawn together and shown one "
-                                "under another, each in its own numbered box.")
+        cols[1].number_input("Samples", 1, 8, step=1, key="samples",
+                             help="Continuations of the same prompt, drawn together and shown one under another, "
+                                  "each in its own numbered box.")
     with side.expander("Advanced"):
         st.slider("Min-p", 0.0, 0.5, step=0.01, key="min_p",
                   help="Drop tokens less likely than min-p x the top token's probability (0 = off).")
@@ -120,6 +128,19 @@ def sampling_sidebar(show_samples: bool = True, max_tokens_default: int | None =
     except LMError as exc:
         show_error(exc)
         return None
+
+
+def prompts_follow(corpus: str, seen_key: str, text_key: str) -> None:
+    """When the model's corpus changes, an untouched default prompt (key "prompt") and sample text (`text_key`)
+    follow it, so a names model is not handed "ROMEO:"; what the user wrote stays. The corpus last seen is kept
+    under `seen_key`: a shared link's first run changes nothing."""
+    from lm.app.playground import follow_corpus, follow_sample_text  # torch: see sampling_sidebar
+
+    seen = st.session_state.get(seen_key)
+    if seen is not None and seen != corpus:
+        st.session_state["prompt"] = follow_corpus(st.session_state["prompt"], corpus)
+        st.session_state[text_key] = follow_sample_text(st.session_state[text_key], corpus)
+    st.session_state[seen_key] = corpus
 
 
 # -- model picker ---------------------------------------------------------------------------------------
@@ -178,31 +199,41 @@ def gltr_legend(bins=None, vocab_size: int | None = None, name: str | None = Non
     st.markdown(gltr_legend_html(bins or rank_bins(vocab_size or 10**6), vocab_size, name), unsafe_allow_html=True)
 
 
-def pick_token(count: int, key: str, label: str = "Look at token") -> int | None:
-    """A slider over token positions (works on a touch screen, unlike a tooltip); the chosen index, or None.
-
-    The value lives under `key` (1-based, as shown) and is clamped to `count`, whatever the session held.
-    """
+def pinned_index(key: str, count: int) -> int | None:
+    """The token index (0-based) the slider under `key` holds, clamped to `count` tokens whatever the session held;
+    readable before the slider is drawn, so the text above it can frame that token."""
     if count <= 0:
         return None
     value = st.session_state.get(key, 1)
-    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= count:
-        st.session_state[key] = min(max(value, 1), count) if isinstance(value, int) else 1
-    if count == 1:
-        return 0
-    st.slider(label, 1, count, key=key, help="Pick a token to pin its rank, probability and the model's top "
-                                             "alternatives; it is framed in the text above.")
-    return st.session_state[key] - 1
+    value = min(max(value, 1), count) if isinstance(value, int) and not isinstance(value, bool) else 1
+    if st.session_state.get(key) != value:
+        st.session_state[key] = value
+    return value - 1
 
 
-def token_table(piece: str, rank: int, prob: float, top: Sequence[tuple[str, float]], where: str = "") -> None:
-    """One token's rank and probability, and the model's top alternatives at its position, as a table."""
+def pick_token(count: int, key: str, label: str = "Look at token") -> int | None:
+    """A slider over token positions (works on a touch screen, unlike a tooltip); the chosen index, or None."""
+    index = pinned_index(key, count)
+    if count > 1:
+        st.slider(label, 1, count, key=key, help="Pick a token to pin its rank, probability and the model's top "
+                                                 "alternatives; it is framed in the text above.")
+    return index
+
+
+def token_table(piece: str, rank: int, prob: float, top: Sequence[tuple[str, float]], written: int | None = None,
+                where: str = "") -> None:
+    """One token's rank and probability, and the model's top alternatives at its position, as a table.
+
+    `written` is the row of `top` that is the token itself (by default the row with the same display text).
+    """
     from lm.viz.tokens import visible  # plotly and torch: see rank_bins_for
 
+    if written is None:
+        written = next((i for i, (p, _) in enumerate(top) if p == piece), None)
     st.caption(md_literal(f"{where}'{visible(piece, None)}': rank {rank:,}, p = {prob:.2%}. "
-                          f"What the model expected there instead:"))
+                          f"What the model expected there:"))
     rows = [{"rank": i + 1, "token": visible(p, None), "probability": f"{q:.2%}",
-             "written": "◀ written" if p == piece else ""} for i, (p, q) in enumerate(top)]
+             "": "◀ the text has this one" if i == written else ""} for i, (p, q) in enumerate(top)]
     st.dataframe(rows, hide_index=True, width="content")
 
 

@@ -9,8 +9,8 @@ Everything here is plain Python over the `lm` API (no UI): the page only draws w
 - `surprisal_by_char`: one text's per-token surprisal laid out on character positions, so models with
   different tokenizers line up on one x axis;
 - `memorisation` / `CorpusIndex`: the longest span of a text copied verbatim from a model's training text;
-  `copied_words`: the copied span with the most words in it, so that speaker names, punctuation and line
-  breaks copied between two speeches ("ain.↵↵TITUS ANDRONICUS:↵") do not count as memorising;
+  `copied_words`: the copied span with the most words in it, so that speaker names, scene headings,
+  punctuation and line breaks copied between two speeches ("ain.↵↵TITUS ANDRONICUS:↵") do not count;
 - `default_lineup`: which models to compare when the page opens.
 """
 
@@ -113,16 +113,19 @@ def memorisation(text: str, corpus: str | CorpusIndex | None) -> CopiedSpan | No
     return longest_copied_span(text, corpus)
 
 
-# A speaker's name on a line of its own, as the Shakespeare corpus writes it: "ROMEO:", "First Citizen:".
-SPEAKER_LINE = re.compile(r"(?m)^[A-Z][\w'.&-]*(?: [\w'.&-]+){0,3}:[ \t]*$")
+# Lines of a play's layout, as the Shakespeare corpus writes them: a speaker's name ("ROMEO:", "First Citizen:",
+# capitalised words, so that a verse line ending in a colon, "Speak to me:", is not one),
+# a heading ("ACT II", "SCENE III. A street.") or an entrance or exit ("Exeunt", "Enter ROMEO").
+LAYOUT_LINE = re.compile(r"(?m)^(?:[A-Z][\w'.&-]*(?: (?:[A-Z][\w'.&-]*|of|and|de|la|le|du|the)){0,3}:[ \t]*"
+                         r"|(?:ACT|SCENE) [IVXLC]+\b[^\n]*|(?:Exeunt|Exit|Enter|Re-enter)\b[^\n]*)$")
 
 
 def word_mask(text: str) -> list[bool]:
-    """Which characters of `text` are words: letters, digits and the spaces after them, outside speaker-name
-    lines. Punctuation, line breaks and speaker names are what any model of the corpus writes between
-    speeches; copying them is not memorising."""
+    """Which characters of `text` are words: letters, digits and the spaces after them, outside the play's layout
+    lines (`LAYOUT_LINE`). Punctuation, line breaks, speaker names and scene headings are what any model of the
+    corpus writes between speeches; copying them is not memorising."""
     mask = [ch.isalnum() or (ch == " " and i > 0 and text[i - 1].isalnum()) for i, ch in enumerate(text)]
-    for match in SPEAKER_LINE.finditer(text):
+    for match in LAYOUT_LINE.finditer(text):
         mask[match.start():match.end()] = [False] * (match.end() - match.start())
     return mask
 

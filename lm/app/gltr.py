@@ -65,7 +65,8 @@ def colour_text(loaded: LoadedModel, text: str) -> ColouredText:
                         len(text) - len(shown))
 
 
-def alternatives_at(loaded: LoadedModel, coloured: ColouredText, index: int, k: int = 10) -> list[tuple[str, float, bool]]:
+def alternatives_at(loaded: LoadedModel, coloured: ColouredText, index: int,
+                    k: int = 10) -> list[tuple[str, float, bool]]:
     """(display text, probability, is the token the text has) of the model's `k` likeliest tokens where token
     `index` of `coloured` stands, predicted from the context `score` used (the window it was scored in)."""
     ids, model = coloured.ids, loaded.model

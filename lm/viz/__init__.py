@@ -8,8 +8,12 @@ a submodule by subject:
 - `recurrent`: states over time × unit, one unit, gate saturation;
 - `ngram`: smoothing comparison, held-out score against order;
 - `tokens`: text painted token by token as escaped HTML, GLTR's rank colours (`rank_bins`, `gltr_html`);
+- `explain`: "Why this token?": attribution on the text and as bars, an ablation's effect, the logit lens,
+  the attention step by step, the embedding projection;
 - `charts`: the Playground's knob stages and GLTR histograms, the Compare matrix and surprisal, the Train
-  loss, the BPE ladder.
+  loss, the BPE ladder;
+- `train`: the training lab: a race's curves on steps / tokens / seconds, the sample timeline, a fine-tuned
+  model's before/after bars.
 """
 
 from lm.viz.style import (  # noqa: F401  re-exported as one namespace
@@ -28,4 +32,11 @@ from lm.viz.tokens import (  # noqa: F401
 from lm.viz.charts import (  # noqa: F401
     CUT_COLOUR, LOSS_COLOURS, MODEL_COLOURS, STAGE_COLOURS, STAGE_TITLES, cross_score_heatmap, gltr_histograms,
     loss_figure, stage_figure, surprisal_figure, vocab_length_chart,
+)
+from lm.viz.explain import (  # noqa: F401
+    CLASS_COLOURS, attribution_bars, attribution_html, distribution_change, embedding_figure, logit_lens_figure,
+    steps_figures,
+)
+from lm.viz.train import (  # noqa: F401
+    RACE_AXES, RACE_CURVES, adaptation_figure, race_figure, run_label, samples_html,
 )

@@ -119,7 +119,8 @@ def surprisal_figure(text: str, surprisal: Mapping[str, Sequence[Mapping[str, An
                                  line_color=MODEL_COLOURS[i % len(MODEL_COLOURS)], hovertext=hover,
                                  hoverinfo="text+name"))
     fig.update_xaxes(title="character position", tickmode="array", tickvals=list(range(len(text))),
-                     ticktext=[_label(visible(c)) for c in text], tickangle=0, tickfont_size=13 if len(text) <= 90 else 8)
+                     ticktext=[_label(visible(c)) for c in text], tickangle=0,
+                     tickfont_size=13 if len(text) <= 90 else 8)
     fig.update_yaxes(title="surprisal (bits per character)", rangemode="tozero")
     fig.update_layout(height=380, margin=dict(l=10, r=10, t=30, b=10), legend_orientation="h", legend_y=1.12)
     return fig

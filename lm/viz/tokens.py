@@ -177,6 +177,11 @@ def gltr_html(prompt: str, tokens: Sequence, bins: Sequence[RankBin] | None = No
     return "".join(parts)
 
 
+def plain_html(text: str, style: str = "") -> str:
+    """Any text as one escaped HTML block (no Markdown, no tags, line breaks as ↵): for user and corpus text."""
+    return f"<div style='{_attr(style)}'>{_piece_html(text)}</div>"
+
+
 def gltr_legend_html(bins: Sequence[RankBin], vocab_size: int | None = None, name: str | None = None) -> str:
     """What each colour means for this model: its rank bins, out of how many tokens."""
     chips = " ".join(f"<span style='background:{b.colour};padding:2px 8px;border-radius:3px;white-space:nowrap'>"
