@@ -1,7 +1,8 @@
 """Counting: how an n-gram model turns counts into next-token probabilities, and why smoothing matters.
 
-Thin page: `lm.inspect.text` looks up counts, back-off paths and held-out scores (the over-fitting chart is cached
-per model, it scores the held-out text at every order), `lm.viz` draws the charts.
+Thin page: `lm.inspect` looks up counts, back-off paths and held-out scores (the over-fitting chart is cached
+per model, it scores the held-out text at every order) and says what the chart shows; `lm.viz` draws the
+charts. Context text and token pieces reach the page as text (`ui.texts`), never as Markdown.
 """
 
 import streamlit as st
@@ -9,14 +10,19 @@ import streamlit as st
 from lm.models import families_for_page
 from lm import viz
 from lm.errors import LMError
-from lm.inspect import backoff_table, ngram_backoff, ngram_counts, ngram_order_scores, ngram_smoothing_comparison
+from lm.inspect import (NGRAM_SCORE_CHARS, backoff_caption, backoff_table, describe_order_scores, ngram_backoff,
+                        ngram_counts, ngram_order_scores, ngram_smoothing_comparison)
 from lm.models.ngram.model import SMOOTHINGS
+from lm.store.registry import ModelInfo
 from ui.loaders import available_models, cached_model, get_model
 from ui.state import init_from_query, write_query
-from ui.widgets import clamp_state, model_picker
+from ui.texts import bound_text, first_text, follow_model, keep_valid, pick_model, plain_caption, plain_note
+from ui.widgets import clamp_state, preferred_models
 
 CONTEXTS = {"shakespeare": "JULIET:\nO Romeo, Romeo! wherefore art thou R", "names": "mar", "python": "def __in"}
 MAX_CHART_ORDER = 7
+MAX_CONTEXT_CHARS = 500  # the model reads at most its last order-1 tokens; the rest is never looked at
+SAMPLE_CONTEXT_CHARS = 40  # a user corpus's sample context: a line's worth, ending inside a sentence
 
 
 @st.cache_data(max_entries=16, show_spinner="Scoring held-out text at every order and smoothing (once per model)…")
@@ -25,10 +31,21 @@ def order_scores(model_name: str):
     return ngram_order_scores(loaded, orders=range(1, MAX_CHART_ORDER + 1))
 
 
+def first_model(models: list[ModelInfo]) -> str:
+    """The biggest n-gram of the preferred corpus and tokenizer: the one whose order chart goes furthest, so
+    the over-fitting lesson (add-k turning worse at high orders) is on screen from the first view."""
+    infos = {m.name: m for m in models}
+    top = infos[preferred_models(models, ("ngram",))[0]]
+    alike = [m for m in models if (m.corpus, m.tokenizer, m.source) == (top.corpus, top.tokenizer, top.source)]
+    return max(alike, key=lambda m: (m.parameters or 0, m.name)).name
+
+
 def main() -> None:
     st.title("Counting: n-gram models")
-    info = model_picker(available_models(families=families_for_page("ngram")), "ng_model", ("ngram",),
-                        empty="No n-gram models yet — count one on the Train page.")
+    models = available_models(families=families_for_page("ngram"))
+    if models:
+        init_from_query({"ng_model": first_model(models)}, allowed={"ng_model": [m.name for m in models]})
+    info = pick_model(models, "ng_model", ("ngram",), empty="No n-gram models yet — count one on the Train page.")
     if info is None:
         return
     name = info.name
@@ -36,23 +53,30 @@ def main() -> None:
     if loaded is None:
         return
     model, tok = loaded.model, loaded.tokenizer
-    init_from_query({"ng_context": CONTEXTS.get(info.corpus, "the "), "ng_order": model.config.order,
-                     "ng_smoothing": model.config.smoothing}, allowed={"ng_smoothing": SMOOTHINGS})
+    note = follow_model("ng_context", name, *first_text(name, CONTEXTS, info.corpus, SAMPLE_CONTEXT_CHARS))
+    init_from_query({"ng_order": model.config.order, "ng_smoothing": model.config.smoothing},
+                    allowed={"ng_smoothing": SMOOTHINGS})
+    keep_valid("ng_smoothing", SMOOTHINGS, model.config.smoothing)  # a crafted message can send any string
     clamp_state({"ng_order": (1, model.max_order)})
+    bound_text("ng_context", MAX_CONTEXT_CHARS, keep="end")
     st.caption("An n-gram model predicts the next token from the last n-1 tokens only, by counting what followed "
                "them in the training text. Smoothing decides what to do with things it never saw.")
     cols = st.columns([3, 2, 2])
-    cols[0].text_area("Context", key="ng_context", height=80)
+    cols[0].text_area("Context", key="ng_context", height=80, max_chars=MAX_CONTEXT_CHARS)
     if model.max_order > 1:
         cols[1].slider("Order n", 1, model.max_order, key="ng_order", help="Uses the last n-1 tokens as context.")
     cols[2].selectbox("Smoothing (for the back-off path)", SMOOTHINGS, key="ng_smoothing",
                       format_func=lambda s: viz.SMOOTHING_LABELS.get(s, s))
     write_query(["ng_model", "ng_context", "ng_order", "ng_smoothing"])
     order, smoothing = st.session_state["ng_order"], st.session_state["ng_smoothing"]
-    ids = tok.encode(st.session_state["ng_context"])
+    ids, unknown = tok.encode_report(st.session_state["ng_context"])
     if not ids:
         st.error("Type a context: the model needs at least one token to look up.")
         return
+    if note:
+        st.caption(note)
+    if unknown:
+        plain_caption(f"This model never saw {' '.join(unknown)} in training: it reads each as its unknown token.")
     try:
         used, counts, total = ngram_counts(model, ids, order)
         comparison = ngram_smoothing_comparison(loaded, ids, SMOOTHINGS, order=order, k=10)
@@ -60,13 +84,15 @@ def main() -> None:
         st.error(str(exc))
         return
     shown = "".join(tok.token_strings(used)) if used else ""
-    st.subheader(f"What followed {viz.visible(shown, 40)!r} in training" if used else "Counts of single tokens")
+    st.subheader("What followed the context in training" if used else "Counts of single tokens")
+    if used:
+        plain_caption(f"Context looked up ({len(used)} tokens): {viz.visible(shown, 40)}")
     if order > 1 and len(used) < min(order - 1, len(ids)):
         st.caption(f"The full context of {min(order - 1, len(ids))} tokens never occurred in training; these are the "
                    f"counts after its longest seen ending ({len(used)} tokens).")
     st.dataframe([{"next token": viz.visible(s, 20), "count": c, "share": c / max(total, 1)}
                   for (_, c), s in zip(counts, tok.token_strings([t for t, _ in counts]))],
-                 key="ng_counts", hide_index=True, height=220,
+                 key="ng_counts", hide_index=True, height=min(220, 35 * (len(counts) + 1) + 3),
                  column_config={"share": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="%.3f")})
     st.caption(f"{total:,} times in all; {len(counts)} most frequent shown.")
     st.plotly_chart(viz.smoothing_bars(comparison), key="ng_bars", width="stretch", theme=None)
@@ -76,11 +102,13 @@ def main() -> None:
         st.session_state["ng_target"] = next(iter(top))
     st.selectbox("Explain the probability of", list(top), key="ng_target", format_func=top.get)
     rows, notes = ngram_backoff(model, tok, ids, st.session_state["ng_target"], order, smoothing)
-    st.dataframe(backoff_table(rows, tok, lambda s: viz.visible(s, 40)), key="ng_backoff", hide_index=True)
+    st.dataframe(backoff_table(rows, tok, lambda s: viz.visible(s, 40), smoothing), key="ng_backoff",
+                 hide_index=True)
     st.caption(f"{viz.SMOOTHING_LABELS.get(smoothing, smoothing)}: one row per order, longest context first. "
-               "The weight is how much probability is handed down to the next shorter context.")
-    for note in notes:
-        st.info(note)
+               "The weight is how much probability is handed down to the next shorter context. "
+               + backoff_caption(smoothing))
+    for line in notes:
+        plain_note(line)
     st.subheader("Longer context is not always better")
     try:
         scores = order_scores(name)
@@ -90,9 +118,8 @@ def main() -> None:
     st.plotly_chart(viz.order_chart(scores), key="ng_orders", width="stretch", theme=None)
     missing = f" Orders above {model.max_order} were not counted for this model." \
         if model.max_order < MAX_CHART_ORDER else ""
-    st.caption("Scored on held-out text the model never saw. Without smoothing (MLE) one unseen n-gram makes the "
-               "score infinite; add-k gets worse at high orders because most long contexts are rare; Kneser-Ney "
-               f"holds up best.{missing}")
+    st.caption(f"Scored on the first {NGRAM_SCORE_CHARS:,} characters of held-out text the model never saw. "
+               + describe_order_scores(scores, viz.SMOOTHING_LABELS) + missing)
 
 
 main()

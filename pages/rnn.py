@@ -1,17 +1,19 @@
 """Memory: the gates, cell state and hidden state of an RNN / GRU / LSTM, step by step over a text you type.
 
-Thin page: `lm.inspect.text` runs the model's trace (cached per model and text, so moving a slider only re-slices
-it), finds units that follow simple text features, and measures gate saturation; `lm.viz` draws everything.
+Thin page: `lm.inspect` picks a first text the model can read, runs the model's trace (cached per model and
+text, so moving a slider only re-slices it), finds units that follow simple text features, and measures gate
+saturation; `lm.viz` draws everything.
 """
 
 import streamlit as st
 
 from lm.models import families_for_page
 from lm import viz
-from lm.inspect import SIGMOID_STATES, feature_units, gate_saturation
-from ui.loaders import available_models, get_inspection, inspection
+from lm.inspect import FEATURES, MAX_TEXT_CHARS, SIGMOID_STATES, feature_units, gate_saturation
+from ui.loaders import available_models, get_inspection, get_model, inspection
 from ui.state import init_from_query, write_query
-from ui.widgets import clamp_state, model_picker
+from ui.texts import bound_text, first_text, follow_model, keep_valid, pick_model, plain_caption
+from ui.widgets import clamp_state
 
 TEXTS = {  # a first text per corpus with line ends, capitals, speaker lines (and quotes where the corpus has them)
     "shakespeare": "ROMEO:\nBut soft, what light through yonder window breaks?\nIt is the east, and Juliet is "
@@ -35,16 +37,21 @@ def saturation(model_name: str, text: str, layer: int):
                                  title=None)
 
 
-def jump_to_unit() -> None:
+def jump_label(match) -> str:
+    return f"{match.feature}: unit {match.unit} (r = {match.r:+.2f})"
+
+
+def jump_to_unit(found) -> None:
     """Selecting a feature match moves the unit widget to that unit (runs before the rerun)."""
+    units = {jump_label(m): m.unit for m in found}
     choice = st.session_state.get("rnn_jump")
-    if choice is not None:
-        st.session_state["rnn_unit"] = int(choice.split("unit ")[1].split(" ")[0])
-        st.session_state["rnn_jump"] = None  # an action menu: ready for the next jump
+    if choice in units:  # anything else (a crafted message) is ignored
+        st.session_state["rnn_unit"] = units[choice]
+    st.session_state["rnn_jump"] = None  # an action menu: ready for the next jump
 
 
 @st.fragment
-def unit_view(name: str, text: str, layer: int, state: str, units: int) -> None:
+def unit_view(name: str, text: str, layer: int, state: str, units: int, found) -> None:
     """One unit on the text: a fragment, so sliding through the units re-runs only this part (the big
     heatmap above is not redrawn)."""
     ins = inspection(name, text)
@@ -53,6 +60,11 @@ def unit_view(name: str, text: str, layer: int, state: str, units: int) -> None:
     unit = st.session_state["rnn_unit"]
     values = ins.trace.states[state][layer][:, unit]  # [T]
     st.subheader(f"Unit {unit} on the text")
+    follows = [m for m in found if m.unit == unit]
+    if follows:
+        best = max(follows, key=lambda m: abs(m.r))
+        st.caption(f"On this text, unit {unit} follows the feature \"{best.feature}\" (correlation r = "
+                   f"{best.r:+.2f}): {FEATURES[best.feature]}.")
     st.markdown(viz.unit_text_html(ins.pieces, values, state, unit), unsafe_allow_html=True)
     st.caption("Red = positive, blue = negative (gates: orange = open). Hover a token for the exact value.")
     st.plotly_chart(viz.unit_line(values, ins.tokens, unit, state), key="rnn_unit_line", width="stretch", theme=None)
@@ -60,41 +72,53 @@ def unit_view(name: str, text: str, layer: int, state: str, units: int) -> None:
 
 def main() -> None:
     st.title("Memory inside a recurrent network")
-    info = model_picker(available_models(families=families_for_page("rnn")), "rnn_model", ("rnn",),
-                        empty="No RNN, GRU or LSTM models yet — train one on the Train page.")
+    info = pick_model(available_models(families=families_for_page("rnn")), "rnn_model", ("rnn",),
+                      empty="No RNN, GRU or LSTM models yet — train one on the Train page.")
     if info is None:
         return
     name = info.name
-    init_from_query({"rnn_text": TEXTS.get(info.corpus, TEXTS["shakespeare"]), "rnn_layer": 0})
+    loaded = get_model(name)
+    if loaded is None:
+        return
+    note = follow_model("rnn_text", name, *first_text(name, TEXTS, info.corpus))
+    init_from_query({"rnn_layer": 0})
+    if bound_text("rnn_text", MAX_TEXT_CHARS):
+        st.caption(f"The text was cut to its first {MAX_TEXT_CHARS:,} characters.")
     st.caption("A recurrent network reads one token at a time and carries a vector of numbers (its memory) to "
                "the next step. Each row below is one unit of that memory; each column one step of the text.")
-    st.text_area("Text", key="rnn_text", height=120)
+    st.text_area("Text", key="rnn_text", height=120, max_chars=MAX_TEXT_CHARS)
     text = st.session_state["rnn_text"]
     ins = get_inspection(name, text)
     if ins is None:
         return
+    plain_caption(ins.unknown_note)
+    if note:
+        st.caption(note)
     states = ins.trace.states  # name -> [layers, T, units]
     names = list(states)
     layers, _, units = states[names[0]].shape
     clamp_state({"rnn_layer": (0, layers - 1)})
+    keep_valid("rnn_layer", range(layers), 0)  # not a number at all: a crafted message can send any string
     init_from_query({"rnn_state": "cell" if "cell" in states else "hidden"}, allowed={"rnn_state": names})
-    if st.session_state["rnn_state"] not in states:
-        st.session_state["rnn_state"] = "cell" if "cell" in states else "hidden"
+    keep_valid("rnn_state", names, "cell" if "cell" in states else "hidden")
     found = matches(name, text, st.session_state["rnn_state"], st.session_state["rnn_layer"])
     init_from_query({"rnn_unit": max(found, key=lambda m: abs(m.r)).unit if found else 0})
+    if not isinstance(st.session_state["rnn_unit"], int):
+        st.session_state["rnn_unit"] = 0
     clamp_state({"rnn_unit": (0, units - 1)})
     cols = st.columns([1, 2, 4])
     cols[0].selectbox("Layer", range(layers), key="rnn_layer")
     cols[1].selectbox("Show", names, key="rnn_state", format_func=lambda n: viz.STATE_LABELS.get(n, n))
-    cols[2].selectbox("Jump to a unit that follows…", [f"{m.feature}: unit {m.unit} (r = {m.r:+.2f})" for m in found],
-                      index=None, key="rnn_jump", on_change=jump_to_unit, placeholder="pick a text feature",
+    cols[2].selectbox("Jump to a unit that follows…", [jump_label(m) for m in found],
+                      index=None, key="rnn_jump", on_change=jump_to_unit, args=(found,),
+                      placeholder="pick a text feature",
                       help="Units whose value correlates best with simple features of this text.")
     write_query(["rnn_model", "rnn_text", "rnn_layer", "rnn_state"])
     layer, state = st.session_state["rnn_layer"], st.session_state["rnn_state"]
     st.plotly_chart(viz.state_heatmap(states[state][layer], ins.tokens, state,
                                       title=f"{viz.STATE_LABELS.get(state, state)}, layer {layer}: every unit over time"),
                     key="rnn_heatmap", width="stretch", theme=None)
-    unit_view(name, text, layer, state, units)
+    unit_view(name, text, layer, state, units, found)
     with st.expander("Units that best follow simple text features", expanded=False):
         st.dataframe([{"feature": m.feature, "unit": m.unit, "correlation r": round(m.r, 3)} for m in found],
                      key="rnn_matches", hide_index=True)

@@ -220,3 +220,141 @@ def test_token_counts(char_tokenizer):
     counts = I.token_counts("the cat", {"char": char_tokenizer, "bpe": Tokenizer.bpe("the cat " * 50, 300)})
     assert counts[0].tokens == 7 and counts[0].chars_per_token == pytest.approx(1.0)
     assert counts[1].kind == "bpe" and counts[1].tokens < 7
+
+
+# -- first texts, CJK, bounds (issues 12, 16, 18) -------------------------------------------------------------
+
+
+def test_fit_to_tokens_cuts_at_a_line_then_at_a_word(char_tokenizer):
+    text = "anna\nhannah\nmaria\nmarianne\nelena\n"
+    assert I.fit_to_tokens(char_tokenizer, text, 100) == text  # fits: untouched
+    assert I.fit_to_tokens(char_tokenizer, text, 20) == "anna\nhannah\nmaria\n"  # 18 characters, a whole line
+    words = "to be or not to be that is the question"
+    assert I.fit_to_tokens(char_tokenizer, words, 12) == "to be or not"  # no line break: a whole word
+    assert I.fit_to_tokens(char_tokenizer, "abcdefghij", 4) == "abcd"  # no break at all: the cap
+
+
+def test_sample_for_reads_the_models_own_corpus_when_the_sample_is_not_readable(tmp_path):
+    from lm.data.tokenizer import Tokenizer
+    from lm.models.ngram.model import NgramModel
+
+    corpus = tmp_path / "corpora" / "poems-1234.txt"
+    corpus.parent.mkdir()
+    corpus.write_text("\n\n".join(f"verse {i} of the little poem\nline two of verse {i}" for i in range(200)))
+    tok = Tokenizer.char(corpus.read_text())
+    model = NgramModel.build(tok.encode("verse one of"), tok.vocab_size, order=2)
+    meta = {"corpus": {"name": "poems-1234.txt"}, "training": {"settings": {"corpus": str(corpus)}}}
+    user = LoadedModel("poems", model, tok, meta, None)
+    samples = {"shakespeare": "ROMEO:\nBut soft!"}  # capitals and '!': this alphabet has neither
+    text, note = I.sample_for(user, samples, "poems-1234.txt")
+    assert text.startswith("verse ") and I.readable(tok, text) and note == ""
+    assert text in corpus.read_text() and len(text) <= I.SAMPLE_CHARS
+    short, note = I.sample_for(user, {"poems-1234.txt": "verse one of the little poem\nline two"}, "poems-1234.txt")
+    assert short == "verse one of the little poem\nline two"  # a readable sample is kept as written
+
+
+def test_sample_for_says_when_it_cut_the_sample_to_the_context(char_tokenizer):
+    from lm.models.transformer.model import TransformerConfig, TransformerModel
+
+    model = TransformerModel(TransformerConfig(vocab_size=char_tokenizer.vocab_size, context_length=16, n_layers=1,
+                                               n_heads=1, d_model=8), generator=torch.Generator().manual_seed(0))
+    text, note = I.sample_for(loaded(model, char_tokenizer), {"names": "anna\nhannah\nmaria\nmarianne\n"}, "names")
+    assert text == "anna\nhannah\n" and "16 tokens" in note
+
+
+def test_inspect_text_keeps_the_typed_text_and_counts_characters_never_seen(char_tokenizer):
+    from lm.models.rnn import RNNConfig, RNNModel
+
+    model = RNNModel(RNNConfig(vocab_size=char_tokenizer.vocab_size, cell="lstm", n_layers=1, d_embed=4, d_hidden=4),
+                     generator=torch.Generator().manual_seed(0))
+    ins = I.inspect_text(loaded(model, char_tokenizer), "anna 床前明月光 床")
+    assert ins.text == "anna 床前明月光 床" and ins.pieces[5:10] == list("床前明月光")  # painted as typed
+    assert ins.tokens[5] == "\ufffd"  # what the model read
+    assert ins.unknown == list("床前明月光") and ins.unknown_count == 6
+    assert ins.unknown_note.startswith("6 characters of this text never occurred") and "\n" not in ins.unknown_note
+    assert I.inspect_text(loaded(model, char_tokenizer), "anna").unknown_note == ""
+
+
+def test_inspect_text_tokenizes_only_what_it_can_trace(char_tokenizer):
+    from lm.models.transformer.model import TransformerConfig, TransformerModel
+
+    seen = []
+
+    class Spy:  # the model's tokenizer, recording how much text it was asked to encode
+        kind, vocab_size = char_tokenizer.kind, char_tokenizer.vocab_size
+
+        def encode(self, text):
+            seen.append(len(text))
+            return char_tokenizer.encode(text)
+
+        def __getattr__(self, name):
+            return getattr(char_tokenizer, name)
+
+    model = TransformerModel(TransformerConfig(vocab_size=char_tokenizer.vocab_size, context_length=16, n_layers=1,
+                                               n_heads=1, d_model=8), generator=torch.Generator().manual_seed(0))
+    ins = I.inspect_text(LoadedModel("spy", model, Spy(), {}, None), "ab " * 1_000_000)
+    assert max(seen) <= 16 * I.MAX_CHARS_PER_TOKEN and len(ins.ids) == 16
+    assert ins.truncated and "over" in ins.note
+
+
+def test_painted_by_and_attention_on_text_give_a_split_character_its_tokens_weight():
+    from lm.viz.attention import attention_on_text
+
+    pieces = ["a", "", "", "床", "b"]  # a character split over three byte tokens
+    assert I.painted_by(pieces) == [0, 3, 3, 3, 4]
+    assert I.painted_by(["a", "", ""]) == [0, 1, 2]  # a cut-off tail paints itself (not at all)
+    html = attention_on_text(pieces, [0.1, 0.2, 0.3, 0.1, 0.3], chosen=1)
+    assert 'title="tokens 1-3 (one character): weight 0.600"' in html
+    assert "outline" in html.split("床")[0].rsplit("<span", 1)[1]  # the chosen byte frames its character
+    assert html.count("<span") == 3
+
+
+def test_describe_order_scores_says_what_the_scores_show():
+    S = I.OrderScore
+    rows = [S(1, "mle", 4.0, 0), S(2, "mle", math.inf, 0), S(3, "mle", math.inf, 0),
+            S(1, "addk", 4.0, 0), S(2, "addk", 3.0, 0), S(3, "addk", 3.5, 0),
+            S(1, "kneser_ney", 4.0, 0), S(2, "kneser_ney", 3.0, 0), S(3, "kneser_ney", 2.5, 0)]
+    text = I.describe_order_scores(rows, {"addk": "add-k", "kneser_ney": "Kneser-Ney"})
+    assert "mle is infinite from order 2 on" in text
+    assert "add-k is best at order 2 (3.00 bits/char) and worse above it (3.50 at order 3)" in text
+    assert "Kneser-Ney keeps improving up to order 3 (2.50 bits/char)" in text
+    improving = [S(1, "addk", 4.0, 0), S(2, "addk", 3.0, 0), S(3, "addk", 2.9, 0)]
+    assert "addk keeps improving up to order 3" in I.describe_order_scores(improving)
+
+
+def test_backoff_table_says_which_counts_are_kneser_ney_continuations(ngram, char_tokenizer):
+    ids = char_tokenizer.encode("the c")
+    target = char_tokenizer.encode("a")[0]
+    rows, _ = I.ngram_backoff(ngram.model, char_tokenizer, ids, target, 4, "kneser_ney")
+    table = I.backoff_table(rows, char_tokenizer, smoothing="kneser_ney")
+    assert [r["counts"] for r in table] == ["times seen", "continuations", "continuations", "continuations"]
+    assert table[0]["c(context)"] == 5  # "e c" occurred five times
+    assert table[1]["c(context, next)"] == 1  # only "e" ever came before " ca"
+    mle_rows, _ = I.ngram_backoff(ngram.model, char_tokenizer, ids, target, 4, "mle")
+    assert {r["counts"] for r in I.backoff_table(mle_rows, char_tokenizer, smoothing="mle")} == {"times seen"}
+    assert "continuation" in I.backoff_caption("kneser_ney") and "continuation" not in I.backoff_caption("mle")
+
+
+def test_notable_head_is_the_previous_token_head_and_describe_head_says_so():
+    T = 6
+    heads = torch.stack([torch.full((T, T), 1.0 / T), one_hot_rows(T, lambda q: max(q - 1, 0)),
+                         one_hot_rows(T, lambda q: 0)])  # spread, previous token, first token
+    summary = I.head_summary(heads[None])
+    assert I.notable_head(summary) == (0, 1)
+    assert "a previous-token head" in I.describe_head(summary, 0, 1)
+    assert "an attention sink" in I.describe_head(summary, 0, 2)
+    assert "spreads its attention" in I.describe_head(summary, 0, 0, math.log(T))
+
+
+def test_ngram_valid_text_finds_an_uploaded_corpus_by_its_recorded_path(ngram, tmp_path, monkeypatch):
+    upload = tmp_path / "corpora" / "payload-1234.txt"
+    upload.parent.mkdir()
+    upload.write_text("\n\n".join(f"paragraph {i}: the cat sat on the mat." for i in range(100)))
+    meta = {"corpus": {"name": upload.name}, "training": {"settings": {"corpus": str(upload)}}}
+    monkeypatch.chdir(tmp_path)  # the bare name is no file here either
+    text = I.ngram_valid_text(LoadedModel("up", ngram.model, ngram.tokenizer, meta, None))
+    assert text.startswith("paragraph ") and text in upload.read_text()  # read from the recorded path ...
+    assert "paragraph 0:" not in text  # ... and only its held-out part (the first document is for training)
+    upload.unlink()
+    with pytest.raises(LMError, match="no longer at"):
+        I.ngram_valid_text(LoadedModel("up", ngram.model, ngram.tokenizer, meta, None))

@@ -89,6 +89,7 @@ PATTERNS = (("previous", "the token just before it", "a previous-token head"),
             ("first", "the first token", "an attention sink"),
             ("self_", "itself", "a self-attending head"))
 PATTERN_SHARE = 0.3  # a head "has" a pattern when it puts at least this share of its attention there
+FOCUSED_NATS = 1.0  # below this mean entropy a head looks at about e^1 < 3 tokens: focused, not spread
 
 
 def notable_head(summary: HeadSummary) -> tuple[int, int]:
@@ -110,6 +111,10 @@ def describe_head(summary: HeadSummary, layer: int, head: int, max_entropy: floa
     if share >= PATTERN_SHARE:
         return (f"Layer {layer}, head {head} puts {share:.0%} of its attention on {where}: {name}. "
                 f"On average it looks {distance:.1f} tokens back.")
-    spread = f" (at most {max_entropy:.2f})" if max_entropy else ""
-    return (f"Layer {layer}, head {head} has no single simple pattern on this text: it spreads its attention "
-            f"(entropy {entropy:.2f} nats{spread}) and looks {distance:.1f} tokens back on average.")
+    if entropy < FOCUSED_NATS:
+        return (f"Layer {layer}, head {head} focuses on one or two tokens (entropy {entropy:.2f} nats), on "
+                f"average {distance:.1f} tokens back, but not on the previous or the first one: the heatmap "
+                f"shows which.")
+    spread = f" of at most {max_entropy:.2f}" if max_entropy else ""
+    return (f"Layer {layer}, head {head} spreads its attention over many tokens (entropy {entropy:.2f} nats"
+            f"{spread}), on average {distance:.1f} tokens back.")

@@ -38,7 +38,7 @@ class Inspection:
     tokens: list[str]  # display text of each token (tokenizer.token_strings)
     ids: list[int]
     trace: Any  # AttentionTrace | RecurrentTrace | NgramTrace
-    text: str  # the text the traced tokens cover (decoded: the input, cut where the cap cut it)
+    text: str  # the text the traced tokens cover (the input as typed, cut where the cap cut it)
     spans: list[tuple[int, int]]  # [start, end) of each token in `text` (empty for a partial UTF-8 byte)
     truncated: bool = False
     note: str = ""  # one line saying why/where the text was cut ('' when it was not)
@@ -95,6 +95,19 @@ def token_spans(tokenizer, ids: Sequence[int]) -> tuple[str, list[tuple[int, int
     return text, spans
 
 
+def painted_by(pieces: Sequence[str]) -> list[int]:
+    """For every token, the token whose piece paints it: itself, or for the bytes of a character split over
+    several BPE tokens (empty pieces), the token that completes the character (a cut-off tail paints itself)."""
+    out = list(range(len(pieces)))
+    owner = None
+    for t in range(len(pieces) - 1, -1, -1):
+        if pieces[t]:
+            owner = t
+        elif owner is not None:
+            out[t] = owner
+    return out
+
+
 def unknown_note(unknown: Sequence[str], count: int, most: int = 24) -> str:
     """'3 characters of this text are not in this model's alphabet (…)': '' when `unknown` is empty."""
     if not unknown:
@@ -145,7 +158,7 @@ def inspect_text(loaded, text: str, max_tokens: int | None = None) -> Inspection
     unknown, count = [], 0
     if tokenizer.kind == "char":  # one token per code point: the typed text lines up with the ids
         shown = head[:len(ids)]
-        never_seen = tokenizer.encode_report(shown)[1]
+        never_seen = sorted(tokenizer.encode_report(shown)[1], key=shown.index)  # in reading order
         count = sum(shown.count(c) for c in never_seen)
         unknown = list(dict.fromkeys(_char_display(c) for c in never_seen))
         decoded, spans = _char_display(shown), [(i, i + 1) for i in range(len(ids))]

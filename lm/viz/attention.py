@@ -1,4 +1,5 @@
-"""A Transformer's attention: one head as a heatmap, every head as small multiples, per-head summaries.
+"""A Transformer's attention: one head as a heatmap, every head as small multiples, per-head summaries, and
+one token's attention painted on the text.
 
 Heatmaps put the first token at the top-left, like reading the text.
 """
@@ -12,7 +13,9 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from lm.inspect import painted_by
 from lm.viz.style import GRID_TEMPLATE, _arr, _style, token_labels
+from lm.viz.tokens import tokens_html
 
 MAX_GRID_CELLS = 60_000  # heat-map cells drawn in the all-heads grid; larger maps are block-averaged
 
@@ -35,7 +38,9 @@ def attention_heatmap(weights, tokens: Sequence[str], query_tokens: Sequence[str
     side = max(420, min(900, 22 * len(queries) + 160))
     fig.update_xaxes(title="key (attended to)", tickangle=-60, side="top", type="category")
     fig.update_yaxes(title="query (attending)", autorange="reversed", type="category")
-    return _style(fig, side, title)
+    _style(fig, side, title)
+    # the keys' labels and axis title sit above the map: the figure title goes on its own line above them
+    return fig.update_layout(margin_t=120, title=dict(yref="container", y=0.995, yanchor="top")) if title else fig
 
 
 def pool_square(matrix: np.ndarray, side: int) -> np.ndarray:
@@ -86,18 +91,47 @@ def attention_grid(attention, selected: tuple[int, int] | None = None, max_cells
 
 def head_summary_figure(entropy, distance, max_entropy: float | None = None,
                         title: str | None = "Per-head summary") -> go.Figure:
-    """Two [layers, heads] heat maps side by side: mean attention entropy and mean attention distance."""
+    """Two [layers, heads] heat maps side by side: mean attention entropy and mean attention distance.
+
+    Each colour bar lies flat under its own map, so neither covers the other map's layer labels.
+    """
     e, d = _arr(entropy), _arr(distance)
     layers, heads = e.shape
+    spacing = 0.12
     fig = make_subplots(rows=1, cols=2, subplot_titles=("Entropy (nats): low = focused", "Mean distance (tokens)"),
-                        horizontal_spacing=0.12)
+                        horizontal_spacing=spacing)
     x = [f"head {h}" for h in range(heads)]
     y = [f"layer {l}" for l in range(layers)]
+    width = (1 - spacing) / 2
+    bar = dict(orientation="h", len=width * 0.9, yref="container", y=0.02, yanchor="bottom", thickness=14,
+               title_side="right")
     fig.add_trace(go.Heatmap(z=e, x=x, y=y, colorscale="Blues", zmin=0, zmax=max_entropy, texttemplate="%{z:.2f}",
-                             colorbar=dict(x=0.44, title="nats"),
+                             colorbar=dict(bar, x=width / 2, title_text="nats"),
                              hovertemplate="%{y}, %{x}<br>entropy %{z:.2f} nats<extra></extra>"), row=1, col=1)
     fig.add_trace(go.Heatmap(z=d, x=x, y=y, colorscale="Greens", zmin=0, texttemplate="%{z:.1f}",
-                             colorbar=dict(title="tokens"),
+                             colorbar=dict(bar, x=1 - width / 2, title_text="tokens"),
                              hovertemplate="%{y}, %{x}<br>distance %{z:.1f} tokens<extra></extra>"), row=1, col=2)
     fig.update_yaxes(autorange="reversed")
-    return _style(fig, max(260, 45 * layers + 120), title)
+    _style(fig, max(300, 45 * layers + 190), title)
+    return fig.update_layout(margin_b=110)  # the head labels, then the colour bars under them
+
+
+def attention_on_text(pieces: Sequence[str], weights, chosen: int) -> str:
+    """The attention FROM token `chosen` painted on the text (HTML, every piece escaped).
+
+    A character that a byte-level BPE split over several tokens is painted once, with the summed weight of
+    its tokens (the attention the character got), and framed when `chosen` is one of them; its hover text
+    names the tokens. Alpha = weight relative to the largest.
+    """
+    w = _arr(weights)
+    owner = painted_by(pieces)
+    painted = np.zeros(len(pieces), dtype=np.float32)
+    np.add.at(painted, owner, w)
+    first = {}
+    for t, o in enumerate(owner):
+        first.setdefault(o, t)
+    titles = [f"token {t}: weight {painted[t]:.3f}" if first.get(t, t) == t else
+              f"tokens {first[t]}-{t} (one character): weight {painted[t]:.3f}" for t in range(len(pieces))]
+    vmax = float(painted.max()) if len(painted) and painted.max() > 0 else 1.0
+    return tokens_html(pieces, painted, "sequential", vmax=vmax, highlight=owner[chosen] if 0 <= chosen < len(owner)
+                       else None, titles=titles)
