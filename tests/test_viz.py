@@ -264,3 +264,8 @@ def test_loss_figure_draws_the_curves_a_job_has():
     assert list(valid.x) == [10] and list(valid.y) == [2.2] and valid.mode == "lines+markers"
     assert fig.layout.xaxis.title.text == "step" and "loss" in fig.layout.yaxis.title.text
     assert [t.name for t in viz.loss_figure([(0, 3.0)], []).data] == ["training loss"]
+
+
+def test_token_labels_escape_markup_plotly_would_render():
+    labels = viz.token_labels(["<b>x", '<a href="h">', "a&b", "plain"])
+    assert labels == ["&lt;b&gt;x", '&lt;a href="h"&gt;', "a&amp;b", "plain"]

@@ -14,6 +14,8 @@ this thread wait for the import to finish. Every figure module imports this one 
 
 from __future__ import annotations
 
+import html
+
 from typing import Sequence
 
 import numpy as np
@@ -47,11 +49,13 @@ def visible(token: str, max_chars: int | None = MAX_LABEL_CHARS) -> str:
 
 
 def token_labels(tokens: Sequence[str], max_chars: int = MAX_LABEL_CHARS) -> list[str]:
-    """Visible labels, one distinct category per position (repeats get trailing zero-width spaces)."""
+    """Visible labels, one distinct category per position (repeats get trailing zero-width spaces). Escaped:
+    Plotly renders a few HTML tags (<b>, <a href>) in tick labels, and a BPE vocabulary learned from an upload
+    can hold any text."""
     seen: dict[str, int] = {}
     out = []
     for token in tokens:
-        label = visible(token, max_chars)
+        label = html.escape(visible(token, max_chars), quote=False)
         n = seen.get(label, 0)
         seen[label] = n + 1
         out.append(label + "\u200b" * n)
