@@ -268,4 +268,4 @@ def test_loss_figure_draws_the_curves_a_job_has():
 
 def test_token_labels_escape_markup_plotly_would_render():
     labels = viz.token_labels(["<b>x", '<a href="h">', "a&b", "plain"])
-    assert labels == ["&lt;b&gt;x", '&lt;a href="h"&gt;', "a&amp;b", "plain"]
+    assert labels == ["&lt;b&gt;x", '&lt;a␣href="h"&gt;', "a&amp;b", "plain"]  # ␣: visible spaces
