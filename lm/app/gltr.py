@@ -16,7 +16,7 @@ import math
 
 from lm.app.compare import char_spans
 from lm.inspect.text import next_token_distribution, top_tokens
-from lm.run.metrics import _windows, score  # _windows: the scoring windows, so a pinned rank matches its colour
+from lm.run.metrics import score, score_windows  # the scoring windows: a pinned rank matches its colour
 from lm.store.checkpoint import LoadedModel
 from lm.viz.tokens import RankBin, rank_bin, rank_bins
 
@@ -72,6 +72,6 @@ def alternatives_at(loaded: LoadedModel, coloured: ColouredText, index: int,
     ids, model = coloured.ids, loaded.model
     position = index + 1  # ids[0] is the unscored start
     window = model.context_length + 1 if model.context_length else len(ids)  # as score_ids (texts this short)
-    start = next(s for s, end, first in _windows(len(ids), window) if first <= position < end)
+    start = next(s for s, end, first in score_windows(len(ids), window) if first <= position < end)
     probs = next_token_distribution(model, ids[start:position])
     return [(piece, p, i == ids[position]) for i, piece, p in top_tokens(probs, loaded.tokenizer, k)]

@@ -83,7 +83,7 @@ class ScoreResult:
         }
 
 
-def _windows(length: int, window: int) -> list[tuple[int, int, int]]:
+def score_windows(length: int, window: int) -> list[tuple[int, int, int]]:
     """(start, end, first scored position) covering positions 1..length-1 of a sequence."""
     if length <= window:
         return [(0, length, 1)]
@@ -106,7 +106,7 @@ def score_ids(model: LanguageModel, ids: Sequence[int]) -> tuple[torch.Tensor, t
     if model.family == "ngram":  # an n-gram model only ever looks back order-1 tokens: no windows needed
         window = max(window, len(ids_t))
     logprobs, ranks = [], []
-    for start, end, first in _windows(len(ids_t), window):
+    for start, end, first in score_windows(len(ids_t), window):
         lp, rk = model.target_logprobs(ids_t[start:end].unsqueeze(0))  # [1, end-start-1]
         keep = slice(first - start - 1, None)
         logprobs.append(lp[0, keep].float().cpu())
