@@ -10,7 +10,11 @@ Prints markdown tables:
    (a loop of `step()` + drawing a token from the softmax with a torch.Generator);
 2. the same model against `nltk.lm.KneserNeyInterpolated(order=5)` on the same first 500k characters of the
    training text, in the same run (NLTK scores only a few hundred tokens: it is slow);
-3. held-out bits per character for orders 1..7 x every smoothing, all from ONE build at order 7.
+3. held-out bits per character for orders 1..7 x every smoothing, all from ONE build at order 7;
+4. when KenLM's Python module is installed (`MAX_ORDER=7 pip install --no-binary kenlm kenlm`): the order-5
+   and order-7 Kneser-Ney views exported as ARPA files (`lm.store.arpa`) and scored by KenLM on the same
+   validation text in the same run: tokens/s of `full_scores` and `score` against `logprob_of_targets` and
+   `lm.run.metrics.score`, and both bits per character (they must agree).
 """
 
 from __future__ import annotations
@@ -105,6 +109,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="smaller corpus and fewer tokens")
     ap.add_argument("--out", help="also write the markdown to this file")
     ap.add_argument("--no-nltk", action="store_true", help="skip the NLTK comparison")
+    ap.add_argument("--no-kenlm", action="store_true", help="skip the KenLM comparison")
     args = ap.parse_args()
     out: list[str] = []
 
@@ -244,8 +249,56 @@ def main() -> None:
          f"held-out bits are infinite from the order where that happens; add-k uses k = {big.config.k} at "
          f"the longest seen context; stupid back-off (alpha = {big.config.backoff_alpha}) scores are "
          f"renormalised per position before taking logs (they are not probabilities).")
+    emit()
+    if not args.no_kenlm:
+        kenlm_section(big, tok, split.valid.text, repeats, emit)
     if args.out:
         Path(args.out).write_text("\n".join(out) + "\n", encoding="utf-8")
+
+
+def kenlm_section(big: NgramModel, tok, valid_text: str, repeats: int, emit) -> None:
+    """Section 4: the same Kneser-Ney models in KenLM (skipped, with a line saying so, without the module)."""
+    try:
+        import kenlm
+    except ImportError:
+        emit("### Against KenLM: skipped (KenLM's Python module is not installed)")
+        return
+    import tempfile
+
+    from lm.run.metrics import score
+    from lm.store.arpa import export_arpa, token_words
+
+    words, _ = token_words(tok)
+    ids = tok.encode_array(valid_text)
+    sentence = " ".join(words[i] for i in ids.tolist())
+    x = torch.from_numpy(ids)[None]
+    n = ids.size - 1  # KenLM also scores the first character (after <s>); the rates count the same n tokens
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for order in (5, 7):
+            view = big.with_settings(order=order)
+            path = Path(tmp) / f"{order}.arpa"
+            export_s, _ = best_of(1, lambda: export_arpa(view, tok, path))
+            load_s, model = best_of(1, lambda: kenlm.Model(str(path)))
+            view.logprob_of_targets(x[:, :1000])  # first use derives the lookup indexes
+            ours_s, lp = best_of(repeats, lambda: view.logprob_of_targets(x))
+            metrics_s, result = best_of(repeats, lambda: score(view, tok, valid_text))
+            full_s, total = best_of(repeats, lambda: sum(s[0] for s in model.full_scores(sentence, eos=False)))
+            quick_s, _ = best_of(repeats, lambda: model.score(sentence, eos=False))
+            ours_bits = float(-lp.sum() / math.log(2) / n)
+            kenlm_bits = float(-(total - next(model.full_scores(sentence, eos=False))[0]) * math.log2(10) / n)
+            rows.append([str(order), f"{export_s:.1f} s / {path.stat().st_size / 2**20:.0f} MB / {load_s:.1f} s",
+                         fmt_rate(n / ours_s), fmt_rate(n / metrics_s), fmt_rate(n / full_s), fmt_rate(n / quick_s),
+                         f"{full_s / ours_s:.2f}x", f"{ours_bits:.4f} / {kenlm_bits:.4f}"])
+    emit("### Against KenLM: the same Kneser-Ney models, exported as ARPA and scored by KenLM's Python module")
+    emit()
+    emit(table(["order", "export / ARPA size / KenLM load", "`logprob_of_targets` tokens/s",
+                "`lm.run.metrics.score` tokens/s (with ranks)", "KenLM `full_scores` tokens/s",
+                "KenLM `score` tokens/s", "ours / `full_scores`", "bits/char ours / KenLM"], rows))
+    emit()
+    emit(f"Both score the {n:,} validation characters after the first; KenLM starts the text with <s>, which "
+         "is how the export spells the start of a text. `lm.run.metrics.score` also ranks every token (it "
+         "builds each next-token distribution), which KenLM does not.")
 
 
 if __name__ == "__main__":

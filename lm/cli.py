@@ -13,13 +13,12 @@ from pathlib import Path
 from typing import Sequence
 
 from lm.data.corpus import read_text_file
-from lm.data.tokenizer import TOKENIZER_KINDS
+from lm.data.tokenizer import DEFAULT_VOCAB, TOKENIZER_KINDS
 from lm.errors import LMError
 from lm.store.registry import delete_model, list_models, load_model
 from lm.train.budget import memory_budget
-from lm.train.settings import (  # torch-free: listing models stays quick
-    FAMILY_CHOICES, OPTIMIZER_CHOICES, PRESET_CHOICES, SMOOTHING_CHOICES, TrainSettings,
-)
+from lm.train.knobs import GROUPS, KNOBS, Knob, parse_batch, settings_from  # the train options, torch-free
+from lm.train.settings import SMOOTHING_CHOICES, TrainSettings  # torch-free: listing models stays quick
 
 MODEL_HELP = "registry name, checkpoint directory, or a GPT-2 on the Hugging Face Hub (hf:NAME, OWNER/NAME)"
 
@@ -57,7 +56,7 @@ def _settings(args: argparse.Namespace):
     return SamplingSettings(
         temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, min_p=args.min_p,
         repetition_penalty=args.repetition_penalty, max_new_tokens=args.max_new_tokens, seed=args.seed,
-        samples=args.samples, stop=tuple(args.stop or ()),
+        samples=args.samples, stop=tuple(args.stop or ()), valid_utf8=not args.no_valid_utf8,
     )
 
 
@@ -151,6 +150,11 @@ def _progress_printer():
         return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
     def callback(event) -> None:
+        if event.sample is not None:  # what the model writes now, one line per evaluation
+            if state["drawn"] and tty:
+                print(file=sys.stderr)
+                state["drawn"] = False
+            print(f"sample at step {event.step}: {event.sample[:100]!r}", file=sys.stderr, flush=True)
         if event.phase in ("setup", "save", "done") or (event.phase == "eval" and event.message.startswith("scoring")):
             if state["drawn"] and tty:
                 print(file=sys.stderr)
@@ -185,24 +189,29 @@ def _progress_printer():
     return callback
 
 
+def _add_knob(group, knob: Knob) -> None:
+    """One `train` option from its entry in lm.train.knobs.KNOBS (unset: None, so the default applies)."""
+    if knob.kind == "bool":
+        group.add_argument(knob.flag, action="store_true", dest=knob.name, default=None, help=knob.help)
+        return
+    kinds = {"int": {"type": int}, "float": {"type": float}, "str": {}, "choice": {"choices": knob.choices},
+             "batch": {"type": parse_batch, "metavar": "N|full"}}
+    group.add_argument(knob.flag, dest=knob.name, required=knob.name == "name", help=knob.help, **kinds[knob.kind])
+
+
 def cmd_train(args: argparse.Namespace) -> int:
+    import dataclasses
     import signal
     import threading
 
     from lm.train.loop import train  # torch: as above
+    from lm.train.scoring import adaptation_lines  # torch: as above
 
     stop = threading.Event()
-    settings = TrainSettings(
-        family=args.family, corpus=args.corpus, tokenizer=args.tokenizer, vocab_size=args.vocab_size,
-        name=args.name, out=args.out, preset=args.preset, description=args.description or "",
-        max_chars=args.max_chars, layers=args.layers, width=args.width, embed=args.embed, heads=args.heads,
-        context=args.context, dropout=args.dropout, order=args.order, smoothing=args.smoothing,
-        steps=args.steps, minutes=args.minutes, batch_size=args.batch_size, lr=args.lr,
-        optimizer=args.optimizer, weight_decay=args.weight_decay, warmup=args.warmup, grad_clip=args.grad_clip,
-        eval_every=args.eval_every, save_every=args.save_every, seed=args.seed, threads=args.threads,
-        device=args.device, resume=args.resume, keep_resume_state=args.keep_resume_state, should_stop=stop,
-        **({"score_chars": args.score_chars} if args.score_chars is not None else {}),
-    )
+    values = {knob.name: getattr(args, knob.name) for knob in KNOBS}
+    if not values["family"] and not values["init_from"]:
+        raise LMError("train needs --family (or --init-from MODEL to fine-tune a model)")
+    settings = dataclasses.replace(settings_from(values), should_stop=stop)
 
     def on_signal(signum, frame):  # first Ctrl-C / SIGTERM: stop cleanly and save; a second one: abort
         if stop.is_set():
@@ -226,9 +235,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     summary = {"name": result.name, "path": str(result.path), "steps": result.steps,
                "seconds": round(result.seconds, 2), "stopped": result.stopped, **metrics}
     state = "stopped early (continue with --resume)" if result.stopped else "done"
+    test = f" (test split {metrics['test_bits_per_char']:.3f})" if "test_bits_per_char" in metrics else ""
+    adapted = "".join(f"\n{line}" for line in adaptation_lines(metrics.get("adaptation") or {}))
     _emit(args, summary, f"saved {result.name} to {result.path} ({state}): held-out "
-                         f"{metrics.get('valid_bits_per_char', float('nan')):.3f} bits/char after {result.steps} "
-                         f"steps in {result.seconds:.1f} s")
+                         f"{metrics.get('valid_bits_per_char', float('nan')):.3f} bits/char{test} after {result.steps} "
+                         f"steps in {result.seconds:.1f} s{adapted}")
     return 130 if result.stopped else 0
 
 
@@ -258,6 +269,46 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- explain --------------------------------------------------------------------------------------------
+def cmd_explain(args: argparse.Namespace) -> int:
+    from lm.inspect.ablation import parse_ablation  # torch: as above
+    from lm.inspect.explain import explain  # torch: as above
+
+    loaded = _load(args)
+    ablation = parse_ablation(loaded.model, heads=args.ablate_heads, units=args.ablate_units)
+    result = explain(loaded, args.text, position=args.position, ablation=ablation)
+    _emit(args, result.to_json(), result.describe())
+    return 0
+
+
+# -- export ---------------------------------------------------------------------------------------------
+def cmd_export(args: argparse.Namespace) -> int:
+    from lm.models.gpt2 import export_gpt2  # torch: as above
+    from lm.store.arpa import export_arpa  # only this command writes files for other tools
+
+    loaded = load_model(args.model)
+    model, out = loaded.model, Path(args.out).expanduser()
+    if args.format == "arpa":
+        if args.order is not None or args.smoothing is not None:
+            if loaded.family != "ngram":
+                raise LMError(f"--order and --smoothing are n-gram settings; {loaded.name} is a {loaded.family}")
+            model = model.with_settings(order=args.order, smoothing=args.smoothing)
+        counts = export_arpa(model, loaded.tokenizer, out)
+        summary = {"model": loaded.name, "format": "arpa", "path": str(out), "order": len(counts),
+                   "smoothing": model.config.smoothing, "ngrams": counts}
+        text = (f"wrote {out}: order-{len(counts)} ARPA back-off model ({model.config.smoothing}), "
+                f"{sum(counts):,} n-grams")
+    else:  # a GPT2LMHeadModel directory that `transformers` loads (and so does -m DIR)
+        export_gpt2(model, out)
+        loaded.tokenizer.save(out / "tokenizer.json")
+        (out / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "PreTrainedTokenizerFast"}),
+                                                   encoding="utf-8")
+        summary = {"model": loaded.name, "format": "hf", "path": str(out),
+                   "files": sorted(p.name for p in out.iterdir())}
+        text = f"wrote {out}: a Hugging Face GPT2LMHeadModel directory ({', '.join(summary['files'])})"
+    _emit(args, summary, text)
+    return 0
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m lm", description="LM Playground: small language models from the command line.")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
@@ -282,6 +333,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--samples", type=int, default=1)
     p.add_argument("--stop", action="append", help="stop when this text appears (repeatable)")
+    p.add_argument("--no-valid-utf8", action="store_true", dest="no_valid_utf8",
+                   help="byte-level models: also draw tokens that cannot continue valid UTF-8 (bytes that form "
+                        "no character are printed as <0xNN>)")
     p.add_argument("--device", default="auto", help="auto (CUDA, then Apple MPS, else CPU), cpu, cuda, cuda:N or mps")
     p.add_argument("--threads", type=int, help="CPU threads for inference (default: $LM_THREADS, else torch's)")
 
@@ -302,59 +356,47 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto (CUDA, then Apple MPS, else CPU), cpu, cuda, cuda:N or mps")
     p.add_argument("--threads", type=int, help="CPU threads for inference (default: $LM_THREADS, else torch's)")
 
+    p = command("explain", cmd_explain, "why a model gave a token its probability: attribution to every earlier "
+                                        "token, ablation of heads or units, the logit lens")
+    p.add_argument("-m", "--model", required=True, help=MODEL_HELP)
+    p.add_argument("--text", required=True)
+    p.add_argument("--position", type=int, help="index of the token to explain (default: the last)")
+    p.add_argument("--ablate-heads", dest="ablate_heads", metavar="L.H,...|all",
+                   help="Transformer heads to switch off (L.attn, L.mlp: a whole layer's attention or MLP)")
+    p.add_argument("--ablate-units", dest="ablate_units", metavar="L.U,...", help="RNN units to switch off")
+    p.add_argument("--device", default="auto", help="auto (CUDA, then Apple MPS, else CPU), cpu, cuda, cuda:N or mps")
+    p.add_argument("--threads", type=int, help="CPU threads for inference (default: $LM_THREADS, else torch's)")
+
     p = command("ngram", cmd_ngram, "count an n-gram model from a corpus and save it")
     p.add_argument("--corpus", default="shakespeare", help="shakespeare, names, python, or a text file")
     p.add_argument("--tokenizer", choices=TOKENIZER_KINDS, default="char")
-    p.add_argument("--vocab-size", type=int, default=2048, dest="vocab_size", help="BPE vocabulary size")
+    p.add_argument("--vocab-size", type=int, default=None, dest="vocab_size",
+                   help=f"BPE vocabulary size ({DEFAULT_VOCAB['bpe']}) or word vocabulary cap "
+                        f"({DEFAULT_VOCAB['word']})")
     p.add_argument("--order", type=int, default=5)
     p.add_argument("--smoothing", choices=SMOOTHING_CHOICES, default="kneser_ney")
     p.add_argument("--name", required=True, help="name in your model directory")
     p.add_argument("--out", help="save to this directory instead")
 
+    p = command("export", cmd_export, "write a model for other tools: an n-gram as an ARPA back-off file (KenLM, "
+                "SRILM), a Transformer as a Hugging Face GPT-2 directory")
+    p.add_argument("-m", "--model", required=True, help=MODEL_HELP)
+    p.add_argument("--format", choices=("arpa", "hf"), required=True,
+                   help="arpa: an ARPA file (.gz to compress; spaces, newlines and tabs are <sp>, <nl>, <tab>); "
+                        "hf: a GPT2LMHeadModel directory (config.json, model.safetensors, tokenizer.json)")
+    p.add_argument("--out", required=True, help="the file (arpa) or directory (hf) to write")
+    p.add_argument("--order", type=int, help="arpa: export this order (<= the counted one)")
+    p.add_argument("--smoothing", choices=SMOOTHING_CHOICES, help="arpa: export these counts with this smoothing")
+
     p = command("delete", cmd_delete, "delete one of your own models (the shipped zoo cannot be deleted)")
     p.add_argument("name", help="the model's name in your model directory")
 
-    p = command("train", cmd_train, "train a model (or count an n-gram model) on a corpus and save it")
-    p.add_argument("--family", required=True, choices=FAMILY_CHOICES)
-    p.add_argument("--corpus", default="shakespeare", help="shakespeare, names, python, or a text file")
-    p.add_argument("--tokenizer", choices=TOKENIZER_KINDS, default="char")
-    p.add_argument("--vocab-size", type=int, default=None, dest="vocab_size", help="BPE vocabulary size (2048)")
-    p.add_argument("--max-chars", type=int, default=None, dest="max_chars", help="use only the corpus's start")
-    p.add_argument("--name", required=True, help="name in your model directory")
-    p.add_argument("--out", help="save to this checkpoint directory instead")
-    p.add_argument("--description", help="one line for the model list (default: made from the settings)")
-    p.add_argument("--preset", choices=PRESET_CHOICES, default="small",
-                   help="model size and training defaults; the options below override single values")
-    shape = p.add_argument_group("model shape")
-    shape.add_argument("--layers", type=int)
-    shape.add_argument("--width", type=int, help="RNN hidden units / Transformer d_model")
-    shape.add_argument("--embed", type=int, help="RNN embedding size")
-    shape.add_argument("--heads", type=int, help="Transformer attention heads")
-    shape.add_argument("--context", type=int, help="Transformer context / RNN truncated-BPTT window (tokens)")
-    shape.add_argument("--dropout", type=float)
-    shape.add_argument("--order", type=int, help="n-gram order")
-    shape.add_argument("--smoothing", choices=SMOOTHING_CHOICES, default="kneser_ney")
-    opt = p.add_argument_group("optimisation")
-    opt.add_argument("--steps", type=int, help="optimizer steps (default: the preset's)")
-    opt.add_argument("--minutes", type=float, help="wall-clock budget (with --steps: whichever ends first)")
-    opt.add_argument("--batch-size", type=int, dest="batch_size")
-    opt.add_argument("--lr", type=float, help="peak learning rate")
-    opt.add_argument("--optimizer", choices=OPTIMIZER_CHOICES, default="adamw")
-    opt.add_argument("--weight-decay", type=float, dest="weight_decay", help="on weight matrices only")
-    opt.add_argument("--warmup", type=int, help="linear warm-up steps (then cosine decay to 10%%)")
-    opt.add_argument("--grad-clip", type=float, default=1.0, dest="grad_clip", help="0 = off")
-    opt.add_argument("--eval-every", type=int, dest="eval_every", help="steps between held-out evaluations")
-    opt.add_argument("--save-every", type=int, dest="save_every", help="steps between resume-state saves (1000)")
-    opt.add_argument("--seed", type=int, default=0)
-    opt.add_argument("--score-chars", type=int, dest="score_chars",
-                     help="held-out characters scored for the recorded bits/char (200000)")
-    run = p.add_argument_group("running")
-    run.add_argument("--threads", type=int, help="CPU threads for torch")
-    run.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
-    run.add_argument("--resume", action="store_true", help="continue from NAME.resume if it exists")
-    run.add_argument("--keep-resume-state", action="store_true", dest="keep_resume_state",
-                     help="keep NAME.resume after a finished run (to train on later)")
-    run.add_argument("--quiet", action="store_true", help="no progress line on stderr")
+    p = command("train", cmd_train, "train a model (or count an n-gram model) on a corpus and save it; "
+                                    "--init-from fine-tunes a model on new text")
+    groups = {name: p.add_argument_group(name) for name in GROUPS}
+    for knob in KNOBS:  # every option and its help live in lm/train/knobs.py, shared with the Train page
+        _add_knob(groups[knob.group], knob)
+    groups["running"].add_argument("--quiet", action="store_true", help="no progress line on stderr")
 
     return parser
 

@@ -263,3 +263,59 @@ def test_generate_repetition_penalty_counts_the_generated_tokens(bigram, char_to
         share = after.count("q") / len(after)
         expected = penalised({"m", before}, 2.0)["q"]  # after q: 0.24; after e: 0.55
         assert abs(share - expected) < 0.07, (before, share, expected)
+
+
+def test_bytes_that_form_no_character_are_released_as_marked_markers():
+    from lm.run.generate import _Detokenizer
+    from lm.data.tokenizer import Tokenizer
+
+    tok = Tokenizer.bpe("plain ascii training text only " * 20, 260)
+    byte = {b[0]: i for i, b in enumerate(tok.token_bytes()) if len(b) == 1}
+    detok = _Detokenizer(tok, stop=())
+    released = [(detok.push(byte[b]), detok.released_marks, detok.group) for b in b"a\xe5\xba\x8ab\xe5x\xbf"]
+    assert [text for text, _, _ in released] == ["a", "", "", "床", "b", "", "<0xE5>x", "<0xBF>"]
+    assert [marks for _, marks, _ in released] == [(), (), (), (), (), (), ((0, 6),), ((0, 6),)]
+    assert [group for _, _, group in released] == [0, 1, 1, 1, 4, 5, 5, 7]  # 床's three bytes, one group
+    detok.push(byte[0xF0])
+    assert detok.flush() == "<0xF0>" and detok.released_marks == ((0, 6),)  # the end: it can never complete
+    assert "\ufffd" not in detok.text
+
+
+def test_markers_and_stop_strings_together(bigram):
+    from lm.run.generate import _Detokenizer
+    from lm.data.tokenizer import Tokenizer
+
+    tok = Tokenizer.bpe("plain ascii training text only " * 20, 260)
+    byte = {b[0]: i for i, b in enumerate(tok.token_bytes()) if len(b) == 1}
+    detok = _Detokenizer(tok, stop=("ENDX",))
+    out = [detok.push(byte[b]) for b in b"\xbfEND"]
+    assert out == ["<0xBF>", "", "", ""]  # "END" might become the stop string: held
+    assert detok.push(byte[ord("!")]) == "END!" and detok.released_marks == ()
+
+
+def test_character_models_give_every_token_its_own_group(bigram, char_tokenizer):
+    model = bigram(char_tokenizer.vocab_size)
+    tokens = run(model, char_tokenizer, "ab", SamplingSettings(max_new_tokens=30, seed=1))[1][0]
+    assert [t.group for t in tokens] == [t.index for t in tokens] and all(t.marks == () for t in tokens)
+
+
+def test_utf8_mask_applies_only_to_byte_level_models_and_the_flag_turns_it_off(bigram):
+    from lm.data.tokenizer import Tokenizer
+
+    tok = Tokenizer.bpe("plain ascii training text only " * 20, 260)
+    model = bigram(tok.vocab_size, seed=4)
+    on = run(model, tok, "x", SamplingSettings(max_new_tokens=120, seed=3))
+    off = run(model, tok, "x", SamplingSettings(max_new_tokens=120, seed=3, valid_utf8=False))
+    assert "<0x" not in on[0][0] and "<0x" in off[0][0]
+    assert all(t.prob > 0 for t in on[1][0])  # the model's own probabilities are still reported
+
+
+def test_segments_split_a_tokens_text_into_characters_and_markers():
+    from lm.run.generate import GeneratedToken
+
+    token = GeneratedToken(0, 0, 1, "a<0xE5>b<0xBF>", "b", 0.5, 1, [], marks=((1, 7), (8, 14)))
+    assert token.segments() == [("a", False), ("<0xE5>", True), ("b", False), ("<0xBF>", True)]
+    assert "".join(text for text, _ in token.segments()) == token.text
+    cut = GeneratedToken(0, 0, 1, "a<0x", "b", 0.5, 1, [], marks=((1, 7),))  # text cut short after the fact
+    assert cut.segments() == [("a", False), ("<0x", True)]
+    assert GeneratedToken(0, 0, 1, "plain", "p", 0.5, 1, []).segments() == [("plain", False)]

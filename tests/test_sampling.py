@@ -9,7 +9,7 @@ from hypothesis import given, settings as hsettings, strategies as st
 
 from lm.errors import LMError
 from lm.run.sampling import (SamplingSettings, apply_min_p, apply_repetition_penalty, apply_temperature,
-                             apply_top_k, apply_top_p, draw_one, explain, process, process_rows)
+                             apply_top_k, apply_top_p, apply_valid_utf8, draw_one, explain, process, process_rows)
 
 logit_rows = st.lists(st.floats(-30, 30, allow_nan=False), min_size=1, max_size=60).map(
     lambda xs: torch.tensor(xs, dtype=torch.float32))
@@ -149,3 +149,41 @@ def test_inverse_cdf_draw_follows_the_distribution_and_never_picks_a_cut_token()
     assert draw_one(final, 0.0)[0] == 0 and draw_one(final, 0.999999)[0] == 3
     _, weights, total = draw_one(final, 0.5)  # the weights handed back are the sampled distribution
     assert (weights / total).tolist() == pytest.approx([0.5, 0.0, 0.2, 0.3])
+
+
+# -- the valid-UTF-8 stage ---------------------------------------------------------------------------------
+@hsettings(max_examples=200)
+@given(st.lists(st.integers(-4, 4), min_size=2, max_size=30), st.data(), st.floats(0.0, 3.0), st.integers(0, 35),
+       st.floats(0.05, 1.0))
+def test_utf8_stage_is_the_same_in_both_pipelines_and_never_empties_a_row(values, data, t, k, p):
+    logits = torch.tensor([values], dtype=torch.float64) / 2
+    logits[0, data.draw(st.integers(0, len(values) - 1))] = -math.inf  # a token the model rules out
+    allowed = torch.tensor([data.draw(st.lists(st.booleans(), min_size=len(values), max_size=len(values)))])
+    s = SamplingSettings(temperature=t, top_k=k, top_p=p)
+    expected = torch.softmax(process(logits, s, allowed=allowed), -1).numpy()
+    got = torch.softmax(torch.from_numpy(process_rows(logits.numpy(), s, allowed=allowed.numpy())), -1).numpy()
+    assert (expected > 0).tolist() == (got > 0).tolist() and abs(expected - got).max() < 1e-12
+    cut = apply_valid_utf8(logits, allowed)
+    assert torch.isfinite(cut).any()  # never every token cut
+    if torch.isfinite(logits[allowed]).any():  # some allowed token is possible: only allowed tokens survive
+        assert not torch.isfinite(cut[~allowed]).any()
+    else:
+        assert torch.equal(cut, logits)  # nothing allowed is possible: the row is left as it was
+
+
+def test_utf8_stage_comes_first_and_only_when_on():
+    allowed = torch.tensor([[True, False, True, True]])
+    names = [n for n, _ in explain(torch.randn(1, 4), SamplingSettings(temperature=0.5, top_k=2), allowed=allowed)]
+    assert names == ["model", "valid UTF-8", "temperature", "top-k"]
+    off = SamplingSettings(temperature=0.5, valid_utf8=False)
+    assert [n for n, _ in explain(torch.randn(1, 4), off, allowed=allowed)] == ["model", "temperature"]
+    assert [n for n, _ in explain(torch.randn(1, 4), SamplingSettings())] == ["model", "temperature"]  # no mask given
+    stages = dict(explain(torch.zeros(1, 4), SamplingSettings(), allowed=allowed))
+    assert stages["valid UTF-8"][0].tolist() == pytest.approx([1 / 3, 0.0, 1 / 3, 1 / 3])
+
+
+def test_valid_utf8_is_a_setting_on_by_default():
+    assert SamplingSettings().valid_utf8 is True
+    assert SamplingSettings(valid_utf8=False).to_query() == {"valid_utf8": "False"}
+    with pytest.raises(LMError, match="valid_utf8"):
+        SamplingSettings(valid_utf8="no")

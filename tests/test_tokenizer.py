@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from tokenizers import Tokenizer as HFTokenizer
 
 from lm.errors import LMError
-from lm.data.tokenizer import UNK_DISPLAY, UNK_ID, Tokenizer, _bytes_to_unicode, train_tokenizer
+from lm.data.tokenizer import UNK_DISPLAY, UNK_ID, Tokenizer, train_tokenizer
+from lm.data.utf8 import bytes_to_unicode as _bytes_to_unicode
 
 SETTINGS = settings(deadline=None, max_examples=150, suppress_health_check=[HealthCheck.too_slow])
 
@@ -322,3 +323,124 @@ def test_saved_file_permissions(tmp_path):
     assert os.stat(path).st_mode & 0o777 == 0o644
     char_tok().save(path)  # overwriting works
     assert Tokenizer.load(path) == char_tok()
+
+
+# -- word tokenizer -----------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=None)
+def word_tok() -> Tokenizer:
+    return Tokenizer.word(TRAIN_TEXT, 80)
+
+
+def test_word_vocab_layout_frequency_cap_and_alphabet():
+    tok = word_tok()
+    assert tok.kind == "word" and tok.unk_id == 0 and tok.id_to_piece(0) == "<unk>"
+    assert tok.vocab_size == 80
+    pieces = tok.pieces()
+    assert set(TRAIN_TEXT) <= set(pieces)  # every character, to spell unknown words with
+    words = [p for p in pieces[1:] if len(p) > 1]
+    counts = {p: 0 for p in pieces}
+    for piece, _ in tok.hf.pre_tokenizer.pre_tokenize_str(TRAIN_TEXT):
+        counts[piece] = counts.get(piece, 0) + 1
+    assert [counts[p] for p in pieces[1:]] == sorted((counts[p] for p in pieces[1:]), reverse=True)
+    left_out = [p for p in counts if p not in pieces and len(p) > 1]
+    assert left_out and min(counts[w] for w in words) >= max(counts[p] for p in left_out)  # the cap keeps the
+    # most frequent words
+    assert Tokenizer.word(TRAIN_TEXT, 80).to_json() == tok.to_json()  # deterministic, ties included
+    with pytest.raises(LMError, match="at least"):
+        Tokenizer.word(TRAIN_TEXT, len(set(TRAIN_TEXT)))  # no room for <unk> and every character
+    for bad in (1, 2.5, True, 10**9):
+        with pytest.raises(LMError, match="vocabulary size"):
+            Tokenizer.word("hello", bad)
+
+
+def test_word_pieces_keep_their_space_and_split_punctuation():
+    tok = Tokenizer.word("Speak, speak.\nAll: speak!\n床前明月光，\n  indented\n", 80)
+    ids = tok.encode("All: speak, speak.\n床前\n  indented")
+    assert tok.token_strings(ids) == ["All", ":", " speak", ",", " speak", ".", "\n", "床", "前", "\n", " ",
+                                      " indented"]
+
+
+@SETTINGS
+@given(st.text(alphabet=ALPHABET, max_size=300))
+def test_word_round_trip_of_any_text_over_the_training_characters(text):
+    tok = word_tok()
+    ids, replaced = tok.encode_report(text)
+    assert replaced == [] and tok.unk_id not in ids
+    assert tok.decode(ids) == text == "".join(tok.token_strings(ids))
+
+
+def test_word_unknown_words_are_spelled_and_unknown_characters_reported():
+    tok = word_tok()
+    known = next(p for p in tok.pieces() if len(p) > 2 and p.strip().isalpha())  # a word the vocabulary has
+    text = f"{known} zebra ✓"
+    ids, replaced = tok.encode_report(text)
+    assert replaced == ["✓"] and ids.count(tok.unk_id) == 1
+    assert tok.token_strings(ids)[:3] == [known, " ", "z"]  # " zebra" is no word of the vocabulary: spelled
+    assert tok.decode(ids) == text.replace("✓", "<unk>")
+    # `tokenizers` alone finds the same words; where it says <unk> we spell the word out
+    assert tok.hf.encode(f"{known} zebra", add_special_tokens=False).ids == [ids[0], tok.unk_id]
+
+
+def test_word_encoding_in_chunks_matches_one_call():
+    tok = word_tok()
+    text = TRAIN_TEXT * 130  # longer than one chunk
+    assert len(text) > 1 << 16
+    assert tok.encode(text) == [i for line in text.splitlines(keepends=True) for i in tok.encode(line)]
+    assert tok.encode_array(text).tolist() == tok.encode(text)
+
+
+def test_word_files_load_as_word_and_foreign_word_level_files_do_not(tmp_path):
+    tok = word_tok()
+    tok.save(tmp_path / "tokenizer.json")
+    loaded = Tokenizer.load(tmp_path)
+    assert loaded == tok and loaded.kind == "word" and loaded.encode(TRAIN_TEXT) == tok.encode(TRAIN_TEXT)
+    assert HFTokenizer.from_file(str(tmp_path / "tokenizer.json")).decode(tok.encode("Speak, speak.")) \
+        == "Speak, speak."  # a Hugging Face library reads it too
+    assert Tokenizer.char("ab").kind == "char"  # single characters without our word pattern stay "char"
+    assert Tokenizer.from_json(Tokenizer.char("ab").to_json()).kind == "char"
+
+
+def test_make_tokenizer_word_defaults_and_dispatch():
+    from lm.data.tokenizer import DEFAULT_VOCAB, make_tokenizer
+
+    text = " ".join(f"w{i}" for i in range(DEFAULT_VOCAB["word"] + 50))
+    tok = make_tokenizer("word", text, text)
+    assert tok.kind == "word" and tok.vocab_size == DEFAULT_VOCAB["word"]
+    assert train_tokenizer("word", "a b a", 10).kind == "word"
+
+
+@pytest.mark.parametrize("family", ["ngram", "lstm", "transformer"])
+def test_word_models_train_for_every_family(tmp_path, family):
+    from lm.run.generate import collect, generate
+    from lm.run.sampling import SamplingSettings
+    from lm.store.checkpoint import load_checkpoint
+    from lm.train.loop import train
+    from lm.train.settings import TrainSettings
+
+    corpus = tmp_path / "verse.txt"
+    corpus.write_text("".join(f"The {w} of line {i} is bright, and the night goes on.\n"
+                              for i, w in enumerate(["moon", "sea", "king", "rose"] * 200)), encoding="utf-8")
+    extra = {"order": 2} if family == "ngram" else dict(preset="tiny", layers=1, width=32, embed=16, heads=2,
+                                                         context=16, batch_size=8, steps=20, eval_every=1000)
+    result = train(TrainSettings(family=family, corpus=str(corpus), tokenizer="word", vocab_size=40, name="w",
+                                 out=str(tmp_path / "w"), seed=1, threads=1, score_chars=3000, **extra))
+    loaded = load_checkpoint(tmp_path / "w")
+    assert loaded.tokenizer.kind == "word" and loaded.tokenizer.vocab_size == 40
+    assert 0 < result.meta["metrics"]["valid_bits_per_char"] < 8
+    text = collect(generate(loaded.model, loaded.tokenizer, "The", SamplingSettings(max_new_tokens=20))).texts[0]
+    assert text == loaded.tokenizer.decode(loaded.tokenizer.encode(text))  # whole words, joined back
+
+
+def test_word_models_from_the_command_line(tmp_path):
+    from lm.cli import main
+
+    corpus = tmp_path / "verse.txt"
+    corpus.write_text("".join(f"the moon {i} and the sea, the king {i % 7} and the rose.\n" for i in range(300)),
+                      encoding="utf-8")
+    assert main(["ngram", "--corpus", str(corpus), "--tokenizer", "word", "--vocab-size", "30", "--order", "2",
+                 "--name", "wb", "--out", str(tmp_path / "wb")]) == 0
+    assert main(["train", "--family", "lstm", "--corpus", str(corpus), "--tokenizer", "word", "--vocab-size", "30",
+                 "--preset", "tiny", "--steps", "3", "--name", "wl", "--out", str(tmp_path / "wl"), "--quiet"]) == 0
+    assert Tokenizer.load(tmp_path / "wl").vocab_size == 30 == Tokenizer.load(tmp_path / "wb").vocab_size

@@ -1,5 +1,11 @@
 """A corpus as documents, and the by-document split: whole documents are held out, so a validation score
-measures text the model never saw (not neighbouring lines of the same scene)."""
+measures text the model never saw (not neighbouring lines of the same scene).
+
+The split has two parts by default (train / validation, as every shipped model was made) and three with
+`test_every` (train / validation / test, as training runs use it): the validation documents are the same
+either way, so the zoo's recorded validation scores stay valid; the test documents are carved out of the
+training ones (every `test_every`-th of them), scored once at the end of a run and never used to choose
+anything."""
 
 from __future__ import annotations
 
@@ -50,16 +56,28 @@ class Corpus:
     def num_documents(self) -> int:
         return len(self.documents)
 
-    def split(self, valid_every: int = DEFAULT_VALID_EVERY) -> "CorpusSplit":
-        """Deterministic train/validation split by document; validation is never empty.
+    def split(self, valid_every: int = DEFAULT_VALID_EVERY, test_every: int | None = None) -> "CorpusSplit":
+        """Deterministic train/validation(/test) split by document; validation is never empty.
 
         With at least `valid_every` documents, document i (counting from 0) is held out when
         ``i % valid_every == valid_every - 1``. With fewer, the text is cut once near 90% at a paragraph
         boundary (else a line break, a space, a character) and the tail validates. `info` records the rule,
         the held-out titles and sizes, to be stored in model metadata.
+
+        `test_every` (None: no test part) then holds out a test part from what would train, leaving the
+        validation part exactly as without it: training document j (counting the remaining documents from 0)
+        is a test document when ``j % test_every == test_every - 1``; with fewer than `test_every` of them,
+        the training text is cut once more, near ``1 - 1/test_every`` of it, and its tail tests.
         """
         if isinstance(valid_every, bool) or not isinstance(valid_every, int) or valid_every < 2:
             raise LMError(f"valid_every must be a whole number of at least 2, got {valid_every!r}")
+        if test_every is not None and (isinstance(test_every, bool) or not isinstance(test_every, int)
+                                       or test_every < 2):
+            raise LMError(f"test_every must be a whole number of at least 2, got {test_every!r}")
+        two = self._split_two(valid_every)
+        return two if test_every is None else two.with_test(test_every)
+
+    def _split_two(self, valid_every: int) -> "CorpusSplit":
         held = [d for i, d in enumerate(self.documents) if i % valid_every == valid_every - 1]
         kept = [d for i, d in enumerate(self.documents) if i % valid_every != valid_every - 1]
         if held and self.separator.join(d.text for d in held).strip():
@@ -114,6 +132,33 @@ class CorpusSplit:
     train: Corpus
     valid: Corpus
     info: dict[str, Any]
+    test: Corpus | None = None  # only with `Corpus.split(test_every=...)`; carved out of the training part
+
+    def with_test(self, test_every: int) -> "CorpusSplit":
+        """This split with a test part taken out of its training part (validation unchanged)."""
+        docs, name, sep = self.train.documents, self.info["corpus"], self.train.separator
+        held = [d for j, d in enumerate(docs) if j % test_every == test_every - 1]
+        kept = [d for j, d in enumerate(docs) if j % test_every != test_every - 1]
+        info = dict(self.info, test_every=test_every)
+        if held and kept and sep.join(d.text for d in held).strip():
+            info.update(test_method="by_document", test_documents=[d.title for d in held],
+                        test_rule=(f"of the documents left for training, document j (0-based, in corpus order) "
+                                   f"is held out for testing when j % {test_every} == {test_every - 1}"))
+        else:
+            text = self.train.text
+            cut, resume, boundary = _find_cut(text, 1.0 - 1.0 / test_every)
+            if not text[:cut].strip() or not text[resume:].strip():
+                raise LMError(f"corpus '{name}' is too short to split into training, validation and test text")
+            title = docs[0].title if len(docs) == 1 else name
+            kept = [Document(f"{title} (before the test part)", text[:cut])]
+            held = [Document(f"{title} (test part)", text[resume:])]
+            info.update(test_method="text_cut", test_documents=[], test_cut_at_char=cut, test_cut_boundary=boundary,
+                        test_rule=(f"the training text is cut once more near {1 - 1 / test_every:.0%} at a "
+                                   f"{boundary} boundary; the part after tests"))
+        train = Corpus(f"{name} (train)", tuple(kept), sep, self.train.description)
+        test = Corpus(f"{name} (test)", tuple(held), sep, self.train.description)
+        info.update(train_documents=len(kept), train_chars=len(train.text), test_chars=len(test.text))
+        return CorpusSplit(train, self.valid, info, test)
 
 
 def _find_cut(text: str, fraction: float) -> tuple[int, int, str]:

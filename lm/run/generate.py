@@ -4,6 +4,14 @@
 token carries the probability and rank the model gave it and the top alternatives (for GLTR-style colouring),
 and text is released incrementally — never half a UTF-8 character, never the beginning of a stop string
 that might still complete. A prompt longer than the model's context slides: only the last window is fed.
+
+Byte-level text (`lm.data.utf8`): the bytes of a character split over several tokens are held until it is
+complete, and those tokens share a `group` (the index of the first), so a view can colour the character as
+one; bytes that can never form a character are written as markers like ``<0xE5>`` (never U+FFFD), and
+`marks` says where they are in the token's text. With `SamplingSettings.valid_utf8` (the default) such
+bytes are never drawn at all: the "valid UTF-8" stage cuts every token that cannot continue the bytes written
+so far, and near the end of the budget every token that would leave a character unfinished by then.
+
 The same model, prompt, settings and seed always give the same text, because the only randomness is a
 `torch.Generator` seeded from the settings.
 """
@@ -17,6 +25,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 import numpy as np
 import torch
 
+from lm.data.utf8 import EMPTY, Utf8Decoder
 from lm.errors import LMError
 from lm.models.base import LanguageModel
 from lm.run.sampling import SamplingSettings, as_rows, draw_one, explain, process_rows
@@ -38,6 +47,25 @@ class GeneratedToken:
     rank: int  # 1 = the model's top choice
     top: list[tuple[str, float]]  # the model's top alternatives: (piece, probability)
     finished: bool = False  # True on the last token of this sample (budget or stop string reached)
+    group: int | None = None  # index of the first token whose bytes share a character with this one (a
+    # character split over byte-level tokens: they all have the first one's index); None: this token's own
+    marks: tuple[tuple[int, int], ...] = ()  # (start, end) in `text` of byte markers like "<0xE5>": bytes
+    # that form no valid character, shown, not decoded
+
+    def segments(self) -> list[tuple[str, bool]]:
+        """`text` in runs: (characters, False) and (byte markers, True), in order, for a view to style."""
+        out, at = [], 0
+        for start, end in self.marks:
+            start, end = max(start, at), min(end, len(self.text))  # clipped: a caller may have cut `text`
+            if start >= end:
+                continue
+            if start > at:
+                out.append((self.text[at:start], False))
+            out.append((self.text[start:end], True))
+            at = end
+        if at < len(self.text):
+            out.append((self.text[at:], False))
+        return out
 
 
 @dataclasses.dataclass
@@ -61,29 +89,43 @@ def encode_prompt(tokenizer, prompt: str) -> PromptEncoding:
 
 
 class _Detokenizer:
-    """Releases the text of a growing id sequence incrementally (after HF's TextStreamer offsets)."""
+    """Releases the text of a growing id sequence incrementally: whole characters only (byte-level tokens go
+    through a `Utf8Decoder`, other tokens are their display text), and never the start of a stop string."""
 
     def __init__(self, tokenizer, stop: Sequence[str], pieces: Sequence[str] | None = None):
-        self.tokenizer, self.stop = tokenizer, tuple(stop)
-        # A character token is exactly its text, so it needs no decoding (the per-token hot path).
-        self.pieces = pieces if pieces is not None and getattr(tokenizer, "kind", "") == "char" else None
-        self.ids: list[int] = []
-        self.prefix_offset = self.read_offset = 0
+        self.stop = tuple(stop)
+        token_bytes = getattr(tokenizer, "token_bytes", lambda: None)()
+        self.bytes = token_bytes  # None: every token is whole characters, its display text
+        self.pieces = None if token_bytes is not None else (
+            pieces if pieces is not None else tokenizer.token_strings(list(range(tokenizer.vocab_size))))
+        self.utf8 = Utf8Decoder() if token_bytes is not None else None
         self.text = ""  # everything decoded so far
+        self.marks: list[tuple[int, int]] = []  # byte markers in `text`
         self.released = 0  # characters of `text` handed out
+        self.released_marks: tuple[tuple[int, int], ...] = ()  # the markers in what the last call released
         self.stopped = False
+        self.pushed = 0  # tokens pushed
+        self.group = 0  # the first token of the character group the last pushed token belongs to
+
+    @property
+    def state(self) -> tuple[int, int, int]:
+        """The UTF-8 decoder state (`lm.data.utf8.EMPTY` when no character is incomplete)."""
+        return self.utf8.state if self.utf8 is not None else EMPTY
 
     def push(self, token_id: int) -> str:
-        if self.pieces is not None:
+        if self.state == EMPTY:
+            self.group = self.pushed
+        self.pushed += 1
+        if self.utf8 is None:
             self.text += self.pieces[token_id]
-            return self._release(final=False)
-        self.ids.append(token_id)
-        prefix = self.tokenizer.decode(self.ids[self.prefix_offset:self.read_offset])
-        full = self.tokenizer.decode(self.ids[self.prefix_offset:])
-        if len(full) > len(prefix) and not full.endswith("\ufffd"):  # no half character pending
-            self.text += full[len(prefix):]
-            self.prefix_offset, self.read_offset = self.read_offset, len(self.ids)
+        else:
+            self._append(*self.utf8.feed(self.bytes[token_id]))
         return self._release(final=False)
+
+    def _append(self, text: str, marks: list[tuple[int, int]]) -> None:
+        base = len(self.text)
+        self.text += text
+        self.marks.extend((base + start, base + end) for start, end in marks)
 
     def _release(self, final: bool) -> str:
         end = len(self.text)
@@ -97,16 +139,25 @@ class _Detokenizer:
                     if any(s.startswith(self.text[-hold:]) for s in self.stop):
                         end -= hold
                         break
-        end = max(end, self.released)
-        out, self.released = self.text[self.released:end], end
-        return out
+        start = self.released
+        end = max(end, start)
+        self.released = end
+        self.released_marks = tuple((max(a, start) - start, min(b, end) - start)
+                                    for a, b in self.marks if a < end and b > start)
+        return self.text[start:end]
 
     def flush(self) -> str:
-        if self.read_offset < len(self.ids):  # trailing bytes that never completed a character
-            self.text += self.tokenizer.decode(self.ids[self.prefix_offset:])[
-                len(self.tokenizer.decode(self.ids[self.prefix_offset:self.read_offset])):]
-            self.prefix_offset = self.read_offset = len(self.ids)
+        """The end of the stream: bytes of a character that never completed become markers."""
+        if self.utf8 is not None:
+            self._append(*self.utf8.flush())
         return self._release(final=True)
+
+
+def _utf8_mask(tokenizer, settings: SamplingSettings):
+    """The tokenizer's `lm.data.utf8.Utf8Mask` when the UTF-8 stage applies (byte-level, `valid_utf8` on)."""
+    if not settings.valid_utf8:
+        return None
+    return getattr(tokenizer, "utf8_mask", lambda: None)()
 
 
 def usable_vocab(model: LanguageModel, tokenizer) -> int:
@@ -133,11 +184,11 @@ class _Picker:
     the draw's weights are the model's own probabilities and serve both.
     """
 
-    def __init__(self, settings: SamplingSettings, vocab_size: int, alternatives: int):
+    def __init__(self, settings: SamplingSettings, vocab_size: int, alternatives: int, masked: bool = False):
         self.settings = settings
         self.top_n = min(alternatives, vocab_size)
         self.partition = vocab_size > 512  # large vocabularies: partition first, then sort only the few
-        self.untouched = (settings.temperature == 1.0 and settings.repetition_penalty == 1.0
+        self.untouched = (not masked and settings.temperature == 1.0 and settings.repetition_penalty == 1.0
                           and settings.min_p == 0.0 and settings.top_p >= 1.0
                           and not 0 < settings.top_k < vocab_size)
 
@@ -184,7 +235,8 @@ def generate(model: LanguageModel, tokenizer, prompt: str, settings: SamplingSet
         uniforms = torch.rand(budget, batch, generator=generator, dtype=torch.float64).numpy()
     detok = [_Detokenizer(tokenizer, settings.stop, display) for _ in range(batch)]
     done = [False] * batch
-    pick = _Picker(settings, vocab, alternatives)
+    utf8 = _utf8_mask(tokenizer, settings)
+    pick = _Picker(settings, vocab, alternatives, masked=utf8 is not None)
     trim = vocab < model.vocab_size
     # The repetition penalty looks at a bounded recent window, so its cost stays flat per token.
     penalty_window = 256 if settings.repetition_penalty != 1.0 else 0
@@ -194,7 +246,10 @@ def generate(model: LanguageModel, tokenizer, prompt: str, settings: SamplingSet
     for index in range(budget):
         raw = as_rows(logits[:, :vocab] if trim else logits)  # [B, V] float64
         recent = history[:, max(0, length - penalty_window):length] if penalty_window else None
-        final = raw if pick.untouched else process_rows(raw, settings, recent)
+        allowed = None
+        if utf8 is not None:  # what each row's pending bytes allow, with the tokens still to come after this
+            allowed = np.stack([utf8.allowed(d.state, budget - 1 - index)[:vocab] for d in detok])
+        final = raw if pick.untouched else process_rows(raw, settings, recent, allowed)
         last = index == budget - 1
         for row in range(batch):
             if done[row]:  # a finished row keeps being fed (the batch advances together) but yields nothing
@@ -203,14 +258,17 @@ def generate(model: LanguageModel, tokenizer, prompt: str, settings: SamplingSet
             token_id, prob, rank, top_ids, top_probs = pick(raw[row], final[row], u)
             chosen[row] = token_id
             text = detok[row].push(token_id)
+            marks = detok[row].released_marks
             finished = last or detok[row].stopped
             if finished and not detok[row].stopped:
-                text += detok[row].flush()
+                tail = detok[row].flush()
+                marks += tuple((len(text) + a, len(text) + b) for a, b in detok[row].released_marks)
+                text += tail
             done[row] = finished
             yield GeneratedToken(
                 sample=row, index=index, token_id=token_id, text=text, piece=display[token_id],
                 prob=prob, rank=rank, top=[(display[i], p) for i, p in zip(top_ids, top_probs)],
-                finished=finished,
+                finished=finished, group=detok[row].group, marks=marks,
             )
         if all(done):
             return
@@ -259,12 +317,16 @@ def next_token_stages(model: LanguageModel, tokenizer, prompt: str, settings: Sa
                       history_window: int = 256) -> tuple[list[str], list[tuple[str, torch.Tensor]]]:
     """Step mode: the next-token distribution after `prompt`, before and after each knob.
 
+    A step writes one token onto the prompt, which is text: so the "valid UTF-8" stage (byte-level models)
+    keeps only tokens that leave no character unfinished, as sampling does for the last token of a budget.
     Returns (the display text of every vocabulary id, [(stage, probabilities[V])]).
     """
     encoded = encode_prompt(tokenizer, prompt)
     history = torch.tensor(encoded.ids, dtype=torch.long, device=model.device).unsqueeze(0)  # [1, T]
     logits, _, _ = _feed(model, history)
     vocab = usable_vocab(model, tokenizer)
-    stages = explain(logits[:, :vocab], settings, history[:, -history_window:])
+    utf8 = _utf8_mask(tokenizer, settings)
+    allowed = None if utf8 is None else utf8.allowed(EMPTY, remaining=0)[None, :vocab]
+    stages = explain(logits[:, :vocab], settings, history[:, -history_window:], allowed)
     pieces = tokenizer.token_strings(list(range(vocab)))
     return pieces, [(name, probs[0].cpu()) for name, probs in stages]

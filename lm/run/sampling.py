@@ -2,18 +2,26 @@
 
 The knobs are applied in a fixed, documented order — the order the Playground's step mode draws them in:
 
-    1. repetition penalty  (CTRL-style: a seen token's logit is divided by the penalty if positive,
+    1. valid UTF-8         (byte-level tokenizers only: cut the tokens that cannot continue valid UTF-8
+                            from the bytes written so far, `lm.data.utf8.Utf8Mask`; first, so that the
+                            knobs below choose among tokens that can be written, and never all cut)
+    2. repetition penalty  (CTRL-style: a seen token's logit is divided by the penalty if positive,
                             multiplied if negative)
-    2. temperature         (logits / T; T = 0 means greedy: only the arg-max survives)
-    3. top-k               (keep the k highest logits, k clamped to the vocabulary; ties at the k-th
+    3. temperature         (logits / T; T = 0 means greedy: only the arg-max survives)
+    4. top-k               (keep the k highest logits, k clamped to the vocabulary; ties at the k-th
                             value are broken by token id, as `torch.topk` does, so exactly min(k, V) survive)
-    4. top-p (nucleus)     (keep the smallest set of highest-probability tokens whose mass is >= p)
-    5. min-p               (drop tokens whose probability is below min_p x the top token's probability)
+    5. top-p (nucleus)     (keep the smallest set of highest-probability tokens whose mass is >= p)
+    6. min-p               (drop tokens whose probability is below min_p x the top token's probability)
 
 Every function takes logits `[..., V]` and returns logits of the same shape, with `-inf` for cut tokens, so
 the softmax of the result is the distribution that is sampled. Probabilities are always computed in log
 space (`log_softmax`), so tiny temperatures cannot overflow. Nothing here is random: `draw_one` takes the
 uniform number, which `lm.run.generate` draws from a seeded `torch.Generator`.
+
+The UTF-8 stage needs to know which tokens are allowed (`allowed`, bool [..., V]: what the caller's decoder
+state permits); without it, or with `valid_utf8` off, the stage is skipped. If a row would have no token
+with any probability left, it is left as it was: the text may then show a byte marker, but sampling never
+runs out of tokens.
 """
 
 from __future__ import annotations
@@ -45,6 +53,7 @@ class SamplingSettings:
     seed: int = 0
     samples: int = 1
     stop: tuple[str, ...] = ()
+    valid_utf8: bool = True  # byte-level models: never write bytes that cannot become valid UTF-8
 
     def __post_init__(self) -> None:
         def number(name: str, cast: type) -> Any:
@@ -86,6 +95,9 @@ class SamplingSettings:
         if any(not isinstance(s, str) or not s for s in stop):
             raise LMError("stop strings must be non-empty text")
         object.__setattr__(self, "stop", stop)
+        if not isinstance(self.valid_utf8, (bool, np.bool_)):
+            raise LMError(f"valid_utf8 must be true or false, got {self.valid_utf8!r}")
+        object.__setattr__(self, "valid_utf8", bool(self.valid_utf8))
 
     def replace(self, **changes: Any) -> "SamplingSettings":
         return dataclasses.replace(self, **changes)
@@ -114,6 +126,19 @@ def _join_stops(stops: tuple[str, ...]) -> str:
 
 
 # -- the knobs, each a pure function ----------------------------------------------------------------
+def apply_valid_utf8(logits: torch.Tensor, allowed: torch.Tensor | np.ndarray | None) -> torch.Tensor:
+    """Cut the tokens `allowed` (bool, broadcastable to `logits`) leaves out; a row that would keep no
+    finite logit is left unchanged."""
+    if allowed is None:
+        return logits
+    if isinstance(allowed, np.ndarray):
+        allowed = torch.from_numpy(allowed.copy())  # a copy: the cached masks are read-only
+    allowed = allowed.to(device=logits.device, dtype=torch.bool)
+    cut = logits.masked_fill(~allowed, -math.inf)
+    alive = torch.isfinite(cut).any(-1, keepdim=True)
+    return torch.where(alive, cut, logits)
+
+
 def apply_repetition_penalty(logits: torch.Tensor, history: torch.Tensor | None, penalty: float) -> torch.Tensor:
     """Discourage tokens already in `history` (LongTensor [B, T] or [T]): CTRL's rule."""
     if penalty == 1.0 or history is None or history.numel() == 0:
@@ -167,10 +192,13 @@ def apply_min_p(logits: torch.Tensor, min_p: float) -> torch.Tensor:
     return logits.masked_fill(logprobs < threshold, -math.inf)
 
 
-def _stages(logits: torch.Tensor, settings: SamplingSettings, history: torch.Tensor | None):
+def _stages(logits: torch.Tensor, settings: SamplingSettings, history: torch.Tensor | None, allowed=None):
     """Yield (stage name, logits after it) in the documented order (float64, as `process_rows`)."""
     logits = logits.double()
     yield "model", logits
+    if settings.valid_utf8 and allowed is not None:
+        logits = apply_valid_utf8(logits, allowed)
+        yield "valid UTF-8", logits
     if settings.repetition_penalty != 1.0:
         logits = apply_repetition_penalty(logits, history, settings.repetition_penalty)
         yield "repetition penalty", logits
@@ -188,16 +216,20 @@ def _stages(logits: torch.Tensor, settings: SamplingSettings, history: torch.Ten
         yield "min-p", logits
 
 
-def process(logits: torch.Tensor, settings: SamplingSettings, history: torch.Tensor | None = None) -> torch.Tensor:
-    """Apply every knob; the softmax of the result is the distribution that gets sampled."""
-    for _, out in _stages(logits, settings, history):
+def process(logits: torch.Tensor, settings: SamplingSettings, history: torch.Tensor | None = None,
+            allowed=None) -> torch.Tensor:
+    """Apply every knob; the softmax of the result is the distribution that gets sampled. `allowed`: the
+    tokens the UTF-8 stage keeps (bool [..., V]; None: no such stage)."""
+    for _, out in _stages(logits, settings, history, allowed):
         logits = out
     return logits
 
 
-def explain(logits: torch.Tensor, settings: SamplingSettings, history: torch.Tensor | None = None) -> list[tuple[str, torch.Tensor]]:
+def explain(logits: torch.Tensor, settings: SamplingSettings, history: torch.Tensor | None = None,
+            allowed=None) -> list[tuple[str, torch.Tensor]]:
     """The distribution before and after each knob: [(stage, probabilities [..., V])], for step mode."""
-    return [(name, torch.softmax(out.double(), dim=-1).float()) for name, out in _stages(logits, settings, history)]
+    return [(name, torch.softmax(out.double(), dim=-1).float())
+            for name, out in _stages(logits, settings, history, allowed)]
 
 
 # -- the hot path: the same knobs on NumPy rows --------------------------------------------------------
@@ -209,7 +241,8 @@ def as_rows(logits: torch.Tensor) -> np.ndarray:
     return logits.numpy().astype(np.float64)
 
 
-def process_rows(rows: np.ndarray, settings: SamplingSettings, history: np.ndarray | None = None) -> np.ndarray:
+def process_rows(rows: np.ndarray, settings: SamplingSettings, history: np.ndarray | None = None,
+                 allowed: np.ndarray | None = None) -> np.ndarray:
     """`process` on float64 NumPy logits rows[B, V]: the same knobs, order and ties, tested equal to it.
 
     Generation calls this once per token; at batch 1 a few NumPy operations on a vocabulary-sized row cost
@@ -217,6 +250,9 @@ def process_rows(rows: np.ndarray, settings: SamplingSettings, history: np.ndarr
     """
     x = rows
     batch, vocab = x.shape
+    if settings.valid_utf8 and allowed is not None:
+        cut = np.where(allowed, x, -math.inf)
+        x = np.where(np.isfinite(cut).any(-1, keepdims=True), cut, x)  # a row left with nothing stays whole
     if settings.repetition_penalty != 1.0 and history is not None and history.size:
         seen = np.zeros(x.shape, dtype=bool)
         seen[np.arange(batch)[:, None], np.clip(history.reshape(batch, -1), 0, vocab - 1)] = True

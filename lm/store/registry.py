@@ -6,8 +6,10 @@ checkpoint or a *recipe* (`recipe.json`): n-gram count tables are large but quic
 ships the recipe and the first load builds the model and caches it under the user directory's `cache/`.
 
 Names are validated before they become paths (`[a-z0-9][a-z0-9._-]*`, no `..`), so no name can reach
-outside its directory. A model can also be named by a path to a checkpoint directory, or (for `load_model`)
-as a GPT-2 on the Hugging Face Hub: "hf:NAME", or "OWNER/NAME" when no such local directory exists.
+outside its directory. An ARPA file (`NAME.arpa`, `NAME.arpa.gz`, see `lm.store.arpa`) in a models folder
+or the working directory is a model too, and so is a path to one. A model can also be named by a path to a
+checkpoint directory, or (for `load_model`) as a GPT-2 on the Hugging Face Hub: "hf:NAME", or "OWNER/NAME"
+when no such local directory exists.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import TYPE_CHECKING
 
 from lm.errors import LMError
 from lm.models import FAMILIES
+from lm.store.arpa import arpa_description, arpa_header, is_arpa_file, load_arpa
 from lm.store.paths import (  # noqa: F401  re-exported: callers name a model's home through the registry
     ASSETS_DIR, CONFIG_FILE, RECIPE_FILE, TOKENIZER_FILE, cache_dir, home_dir, is_valid_name, user_models_dir,
     validate_name,
@@ -102,6 +105,18 @@ def _info(path: Path, source: str) -> ModelInfo | None:
     )
 
 
+def _arpa_info(path: Path, source: str) -> ModelInfo | None:
+    """An ARPA file in a models folder, described from its header (None, logged, if it is not one)."""
+    try:
+        counts, kind = arpa_header(path)
+    except (LMError, ValueError) as exc:
+        _log.warning("skipping model %s: %s", path.name, str(exc)[:200])
+        return None
+    return ModelInfo(name=path.name, source=source, path=path, family="ngram", variant="ngram", tokenizer=kind,
+                     corpus="ARPA file", parameters=sum(counts), valid_bits_per_char=None,
+                     description=arpa_description(counts, kind))
+
+
 def list_models() -> list[ModelInfo]:
     """Every model the app can load: the zoo first, then the user's own, each sorted by name."""
     found: list[ModelInfo] = []
@@ -111,8 +126,12 @@ def list_models() -> list[ModelInfo]:
         for path in sorted(root.iterdir()):
             if path.is_dir() and is_valid_name(path.name):
                 info = _info(path, source)
-                if info is not None:
-                    found.append(info)
+            elif is_arpa_file(path) and is_valid_name(path.name):
+                info = _arpa_info(path, source)
+            else:
+                continue
+            if info is not None:
+                found.append(info)
     return found
 
 
@@ -123,13 +142,15 @@ def resolve(name_or_path: str) -> Path:
     looks_like_path = os.sep in name_or_path or name_or_path.startswith(".") or (os.altsep or "\0") in name_or_path
     if looks_like_path:
         path = Path(name_or_path).expanduser()
-        if path.is_dir():
+        if path.is_dir() or is_arpa_file(path):
             return path
         raise LMError(f"no model directory at {name_or_path}")
     name = validate_name(name_or_path)
     for root in (user_models_dir(), ASSETS_DIR):
-        if (root / name).is_dir():
+        if (root / name).is_dir() or is_arpa_file(root / name):
             return root / name
+    if is_arpa_file(Path(name)):  # `-m model.arpa` in the working directory
+        return Path(name)
     known = ", ".join(m.name for m in list_models()) or "none"
     raise LMError(f"no model named {name!r} (known: {known})")
 
@@ -154,7 +175,9 @@ def load_model(name_or_path: str, device: str | None = None) -> LoadedModel:
             path = download_gpt2(repo)
         except LMError as exc:
             raise LMError(f"no model directory at {name_or_path}, and {exc}") from None
-    if (path / RECIPE_FILE).is_file():
+    if is_arpa_file(path):
+        loaded = load_arpa(path, name=path.name)
+    elif (path / RECIPE_FILE).is_file():
         loaded = _load_recipe(path)
     else:
         loaded = load_checkpoint(path, name=repo or path.name)

@@ -26,11 +26,13 @@ loaded, so the saved tensors are only the counts.
 from __future__ import annotations
 
 import math
+import threading
 
 import numpy as np
 import torch
 
 from lm.errors import LMError
+from lm.models.ngram.keyindex import KeyIndex, LazyIndexes
 
 MAX_ORDER = 10
 # Used when a count-of-counts is zero and the Chen & Goodman estimate is undefined (tiny corpora).
@@ -206,11 +208,41 @@ class _Tables:
                 self.dense.append(table)
             else:
                 self.dense.append(None)
+        self._rows_of: dict[int, np.ndarray] = {}  # derived on first use (`rows_of`)
+        self._indexes = LazyIndexes()  # hash indexes of the tables the walk cannot read directly
+        self._derived_lock = threading.Lock()
         self.levels: list[_Level | None] = [None]
         for j in range(1, self.max_order + 1):
             num_contexts = 1 if j == 1 else self.context_keys[j - 1].size
             self.levels.append(_Level(j, V, num_contexts, primary[f"level{j}.keys"],
                                       primary[f"level{j}.counts"], primary.get(f"level{j}.cont")))
+
+    def context_index(self, m: int) -> KeyIndex:
+        """Hash index of context_keys[m] (for the orders without a dense table)."""
+        return self._indexes.get(m, self.context_keys[m])
+
+    def level_index(self, j: int) -> KeyIndex:
+        """Hash index of the order-j table's keys (context id * V + token)."""
+        return self._indexes.get(-j, self.levels[j].keys)
+
+    def rows_of(self, j: int) -> np.ndarray:
+        """Row in the order-j table of every dense j-gram id (j < max_order): derived once, on first use."""
+        with self._derived_lock:
+            if j not in self._rows_of:
+                order = np.argsort(self.dense_ids(j))
+                order.setflags(write=False)
+                self._rows_of[j] = order
+            return self._rows_of[j]
+
+    def dense_ids(self, j: int) -> np.ndarray:
+        """Dense j-gram id (position in context_keys[j]) of every row of the order-j table (j < max_order)."""
+        level = self.levels[j]
+        if j == 1:
+            return np.arange(level.keys.size, dtype=np.int64)  # both sorted by the one token
+        ctx = level.keys // self.vocab_size
+        suffix_rows, _ = self.levels[j - 1].find(self.suffix(j, ctx), level.tok)  # always found: counted
+        first = self.context_keys[j - 1][ctx] % self.vocab_size
+        return np.searchsorted(self.context_keys[j], self.dense_ids(j - 1)[suffix_rows] * self.vocab_size + first)
 
     def suffix(self, j: int, context: np.ndarray) -> np.ndarray:
         """Id of the context of order j-1 (drop the oldest token) for contexts of order j."""

@@ -35,17 +35,20 @@ it by one token, so its cost does not depend on how long the text is.
 
 Speed
 -----
-Scoring (`target_logprobs`) works on arrays: the history walk and the target lookups are vectorised (dense
-key -> id tables for the orders whose key range is small, `searchsorted` for the others), and the full rows
-needed for ranks are built order by order over the *distinct* contexts only. The incremental path (`step`)
-keeps LRU caches of finished rows per history and of rows per (order, context), so sampling mostly costs a
+Scoring (`target_logprobs`) works on arrays: one history walk over a run of positions gives the context ids
+of every position and, shifted by one, the ids of the n-grams ending at every target, so a target costs one
+array read per order (dense key -> id tables for the orders whose key range is small, hash indexes
+(`lm.models.ngram.keyindex`) for the others, one hashed lookup at the counted order). The full rows needed
+for ranks are built order by order over the *distinct* contexts only. The incremental path (`step`) keeps
+LRU caches of finished rows per history and of rows per (order, context), so sampling mostly costs a
 dictionary lookup. One function per path implements each smoothing rule with the same float operations in
 the same order, so the step, logits and scoring paths agree bit for bit.
 
-Files: this one is the `LanguageModel` contract (input checks, state, shapes); `ngram_smoothing.Smoother`
+Files: this one is the counted model (build, views, counts, persistence); `scoring.HistoryModel` the
+`LanguageModel` paths it shares with the ARPA model (input checks, state, shapes); `smoothing.Smoother`
 computes the probabilities and owns the caches, the only mutable parts of a model (each behind a lock, so
-one model can serve many threads); `ngram_counts` builds the count tables; `ngram_trace` is the inspection
-path.
+one model can serve many threads); `counts` builds the count tables; `backoff` is the inspection path;
+`arpa` and `arpa_model` are the ARPA export and the read-only model of an ARPA file.
 """
 
 from __future__ import annotations
@@ -60,16 +63,16 @@ import torch
 
 from lm.errors import LMError
 from lm.models import FAMILIES
-from lm.models.base import LanguageModel, ModelConfig
+from lm.models.base import ModelConfig
 from lm.models.ngram.counts import MAX_ORDER, _count, _Tables, kn_discounts
 from lm.models.ngram.smoothing import Smoother
 from lm.models.ngram.backoff import backoff_trace
+from lm.models.ngram.scoring import HistoryModel
 from lm.models.trace import NgramTrace
 
 SMOOTHINGS = FAMILIES["ngram"].choices["smoothing"]
 DEFAULT_K = 0.01
 DEFAULT_ALPHA = 0.4
-_CHUNK_FLOATS = 1 << 21  # rows built at once on the batched paths
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -115,7 +118,7 @@ class NgramConfig(ModelConfig):
 # ---------------------------------------------------------------------------------------------------------
 # the model
 # ---------------------------------------------------------------------------------------------------------
-class NgramModel(LanguageModel):
+class NgramModel(HistoryModel):
     """A counted n-gram model (not an nn.Module): immutable count arrays plus a smoothing rule."""
 
     def __init__(self, config: NgramConfig, tables: _Tables | None = None):
@@ -165,10 +168,6 @@ class NgramModel(LanguageModel):
 
     # -- properties -----------------------------------------------------------------------------------
     @property
-    def order(self) -> int:
-        return self.config.order
-
-    @property
     def max_order(self) -> int:
         """The highest order counted (every view of these counts can use any order up to it)."""
         return self._t.max_order
@@ -177,10 +176,6 @@ class NgramModel(LanguageModel):
     def num_tokens(self) -> int:
         """Training tokens counted."""
         return self._t.num_tokens
-
-    @property
-    def context_length(self) -> int | None:
-        return self.config.order - 1
 
     def num_parameters(self) -> int:
         """Stored n-gram entries of the orders this view uses."""
@@ -233,146 +228,6 @@ class NgramModel(LanguageModel):
         if not isinstance(config, NgramConfig):
             raise LMError("an n-gram model needs an NgramConfig")
         return cls(config, _Tables.from_tensors(config.vocab_size, tensors))
-
-    # -- input checks ---------------------------------------------------------------------------------
-    def _check_ids(self, ids: Any, dims: int, what: str) -> np.ndarray:
-        if not isinstance(ids, torch.Tensor):
-            raise LMError(f"{what} must be a tensor of token ids")
-        if ids.dim() != dims:
-            raise LMError(f"{what} must have {dims} dimension(s), got shape {tuple(ids.shape)}")
-        if ids.dtype.is_floating_point or ids.dtype.is_complex or ids.dtype == torch.bool:
-            raise LMError(f"{what} must hold integer token ids, not {ids.dtype}")
-        array = ids.detach().cpu().numpy().astype(np.int64, copy=False)
-        if array.size and (array.min() < 0 or array.max() >= self.vocab_size):
-            bad = int(array.min()) if array.min() < 0 else int(array.max())
-            raise LMError(f"token id {bad} is outside the vocabulary of {self.vocab_size}")
-        return array
-
-    def _check_state(self, state: Any, batch: int | None) -> torch.Tensor:
-        width = self.config.order - 1
-        if not isinstance(state, torch.Tensor) or state.dim() != 2 or state.dtype != torch.long:
-            raise LMError("n-gram state must be the LongTensor[B, order-1] made by start()")
-        if state.shape[1] != width or (batch is not None and state.shape[0] != batch):
-            raise LMError(f"n-gram state has shape {tuple(state.shape)}, expected "
-                          f"[{batch if batch is not None else 'B'}, {width}] (made by a model of another order?)")
-        return state
-
-
-    # -- incremental path -----------------------------------------------------------------------------
-    def start(self, batch_size: int) -> torch.Tensor:
-        """History of the last order-1 tokens per row; -1 marks 'no token yet'."""
-        if int(batch_size) < 0:
-            raise LMError("batch size must not be negative")
-        return torch.full((int(batch_size), self.config.order - 1), -1, dtype=torch.long)
-
-    def step(self, tokens: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        # Kept lean: at batch 1 this is most of the cost of sampling a token (a cache hit is ~10 us).
-        if (not isinstance(tokens, torch.Tensor) or tokens.dim() != 1 or tokens.dtype.is_floating_point
-                or tokens.dtype == torch.bool):
-            raise LMError("step() needs a 1-D LongTensor of integer token ids, one per row")
-        w = self.config.order - 1
-        if (not isinstance(state, torch.Tensor) or state.dim() != 2 or state.dtype != torch.long
-                or state.shape[1] != w or state.shape[0] != tokens.shape[0]):
-            self._check_state(state, tokens.shape[0])  # raises with the details
-        toks = tokens.tolist()
-        V = self.vocab_size
-        for t in toks:
-            if not 0 <= t < V:
-                raise LMError(f"token id {t} is outside the vocabulary of {V}")
-        if w == 0:
-            histories = [()] * len(toks)
-        else:
-            histories = [(*h[1:], t) for h, t in zip(state.tolist(), toks)]
-        if len(histories) == 1:
-            logits = torch.from_numpy(self._s.history_row(histories[0])[None].copy())
-        else:
-            logits = self._logits_for_histories(histories)
-        new_state = torch.from_numpy(np.array(histories, dtype=np.int64).reshape(len(toks), w))
-        return logits, new_state
-
-    def prefill(self, ids: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Feed ids[B, T] at once: only the last order-1 tokens matter, so this is one lookup per row."""
-        x = self._check_ids(ids, 2, "prefill ids")
-        if x.shape[1] < 1:
-            raise LMError("prefill needs at least one token per row")
-        self._check_state(state, x.shape[0])
-        w = self.config.order - 1
-        combined = np.concatenate([state.numpy().astype(np.int64), x], axis=1)
-        combined = np.ascontiguousarray(combined[:, combined.shape[1] - w:])  # the last w tokens
-        histories = [tuple(h) for h in combined.tolist()]
-        new_state = torch.from_numpy(combined).reshape(x.shape[0], w)
-        return self._logits_for_histories(histories), new_state
-
-    def _logits_for_histories(self, histories: list[tuple]) -> torch.Tensor:
-        out = np.empty((len(histories), self.vocab_size), dtype=np.float32)
-        for i, h in enumerate(histories):
-            out[i] = self._s.history_row(h)
-        return torch.from_numpy(out)
-
-    # -- full-sequence path ---------------------------------------------------------------------------
-    def _chunk(self) -> int:
-        return max(256, _CHUNK_FLOATS // self.vocab_size)
-
-    def logits(self, ids: torch.Tensor) -> torch.Tensor:
-        """Log-probs [B, T, V] float32 (-inf where MLE gives 0; log-scores for stupid back-off)."""
-        x = self._check_ids(ids, 2, "ids")
-        B, T = x.shape
-        out = np.empty((B * T, self.vocab_size), dtype=np.float32)
-        step = self._chunk()
-        for s in range(0, B * T, step):
-            flat = np.arange(s, min(B * T, s + step), dtype=np.int64)
-            rows, _ = self._s.state_rows(self._s.windows(x, flat))
-            with np.errstate(divide="ignore"):
-                out[s:s + flat.size] = np.log(rows)
-        return torch.from_numpy(out).reshape(B, T, self.vocab_size)
-
-    def _score(self, x: np.ndarray, ranks: bool) -> tuple[np.ndarray, np.ndarray | None]:
-        """(log p(x[:, t+1] | history) [B, T-1] float64, ranks [B, T-1] int64 or None)."""
-        B, T = x.shape
-        n = max(T - 1, 0)
-        lp = np.empty(B * n, dtype=np.float64)
-        rk = np.empty(B * n, dtype=np.int64) if ranks else None
-        if n == 0:
-            return lp.reshape(B, 0), (rk.reshape(B, 0) if ranks else None)
-        step = self._chunk()
-        for s in range(0, B * n, step):
-            q = np.arange(s, min(B * n, s + step), dtype=np.int64)  # flat index over [B, T-1]
-            b, t = q // n, q % n
-            flat = b * T + t
-            target = x[b, t + 1]
-            win = self._s.windows(x, flat)
-            sl = slice(s, s + q.size)
-            if ranks or self.config.smoothing == "stupid_backoff":
-                rows, (top, _, _, ctx) = self._s.state_rows(win)
-                chosen = rows[np.arange(q.size), target]
-                if ranks:
-                    rk[sl] = (rows > chosen[:, None]).sum(axis=1) + 1
-                if self.config.smoothing == "stupid_backoff":
-                    prob = chosen / rows.sum(axis=1)
-                else:
-                    prob = self._s.target_probs(ctx, top, target)
-            else:
-                top, _, _, ctx = self._s.walk(win)
-                prob = self._s.target_probs(ctx, top, target)
-            with np.errstate(divide="ignore"):
-                lp[sl] = np.log(prob)
-        return lp.reshape(B, n), (rk.reshape(B, n) if ranks else None)
-
-    def target_logprobs(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(log p(ids[:, t+1] | ids[:, :t+1]) [B, T-1] float32, rank [B, T-1]); -inf where MLE gives 0.
-
-        For stupid back-off the log-probs are of the renormalised scores (what sampling draws from).
-        """
-        x = self._check_ids(ids, 2, "ids")
-        lp, rk = self._score(x, ranks=True)
-        return torch.from_numpy(lp.astype(np.float32)), torch.from_numpy(rk)
-
-    def logprob_of_targets(self, ids: torch.Tensor) -> torch.Tensor:
-        """Only the log-probs of `target_logprobs`, as float64 [B, T-1] (faster: no ranks, no rows)."""
-        x = self._check_ids(ids, 2, "ids")
-        lp, _ = self._score(x, ranks=False)
-        return torch.from_numpy(lp)
-
 
     # -- inspection path ------------------------------------------------------------------------------
     def trace(self, ids: torch.Tensor, token_strings: Sequence[str] | None = None) -> NgramTrace:

@@ -1,8 +1,8 @@
 """The probabilities of a counted n-gram model: the back-off walk and every smoothing rule.
 
-`NgramModel` (lm/models/ngram.py) is the `LanguageModel` contract around a `Smoother`: it checks input, keeps
+`NgramModel` (lm/models/ngram/model.py) is the `LanguageModel` contract around a `Smoother`: it checks input, keeps
 state and shapes the results; the `Smoother` answers "what is p(. | history)" from the count tables
-(`lm.models.ngram.counts`) under one configuration. The rules themselves are described in ngram.py's
+(`lm.models.ngram.counts`) under one configuration. The rules themselves are described in model.py's
 docstring.
 
 One function per path implements each rule with the same float operations in the same order
@@ -20,6 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from lm.models.ngram.counts import _Tables
+from lm.models.ngram.scoring import history_windows
 
 _CACHE_FLOATS = 1 << 22  # per cache: bounds memory whatever the vocabulary size (32 MiB of float64)
 
@@ -94,10 +95,10 @@ class Smoother:
         top order K [P], deepest order whose context occurred `lev` [P] with that context's id `cid` [P],
         and the context id at every order `ctx` [P, order] (column j-1 for order j; -1 = never occurred).
         """
-        P, w = win.shape
-        V, order = self.vocab_size, self.config.order
+        P, w = win.shape  # (wider windows, up to the counted order, give the longer n-grams' ids too)
+        V = self.vocab_size
         top = (win >= 0).sum(axis=1).astype(np.int64) + 1
-        ctx = np.full((P, order), -1, dtype=np.int64)
+        ctx = np.full((P, w + 1), -1, dtype=np.int64)
         ctx[:, 0] = 0
         lev = np.ones(P, dtype=np.int64)
         cid = np.zeros(P, dtype=np.int64)
@@ -115,8 +116,8 @@ class Smoother:
             else:
                 if keys.size == 0:
                     break
-                pos = np.searchsorted(keys, query)
-                found = (pos < keys.size) & (keys[np.minimum(pos, keys.size - 1)] == query)
+                pos = self.t.context_index(m).find(query)
+                found = pos >= 0
             alive, cur = alive[found], pos[found]
             if alive.size == 0:
                 break
@@ -318,49 +319,57 @@ class Smoother:
         """float64 probabilities (stupid back-off: scores) after one history tuple (-1 = no token)."""
         return self.node_probs(*self.history_node(history))
 
-    def _occurred(self, ctx: np.ndarray):
-        """(order j, rows whose order-j context occurred, level j, their context ids), from order 1 up to the
-        first order where no row's context occurred (ctx [P, order]: column j-1 for order j, -1 = never)."""
-        for j in range(1, self.config.order + 1):
-            act = np.flatnonzero(ctx[:, j - 1] >= 0)
-            if act.size == 0:
-                return
-            yield j, act, self.t.levels[j], ctx[act, j - 1]
+    def target_probs(self, ctx: np.ndarray, top: np.ndarray, target: np.ndarray,
+                     following: np.ndarray | None = None) -> np.ndarray:
+        """p(target) [P] float64 from per-order context ids, without building rows (not stupid back-off).
 
-    def target_probs(self, ctx: np.ndarray, top: np.ndarray, target: np.ndarray) -> np.ndarray:
-        """p(target) [P] float64 from per-order context ids, without building rows (not stupid back-off)."""
+        `following` [P, >= 1] (optional): the ids of the n-grams that end at each target (what the walk of the
+        next position gives, column j for the j-gram); where it has a column for order j, the target's entry
+        is read from it instead of looked up.
+
+        Branch-free over all rows: a row with nothing to add at an order is multiplied by 1.0 and gets 0.0
+        added, which leaves it bit for bit as it was, so this is the arithmetic of `compute_level`.
+        """
         P, V = target.size, self.vocab_size
-        sm = self.config.smoothing
+        sm, kn = self.config.smoothing, self.kn
         prob = np.full(P, 1.0 / V)
-        if sm == "kneser_ney":
-            for j, act, level, c in self._occurred(ctx):
-                raw = top[act] == j
-                use_cont = level.cont is not None and not bool(raw.all())
-                total, gamma = level.raw.total[c], level.raw.gamma[c]
-                if use_cont:
-                    total = np.where(raw, total, level.cont.total[c])
-                    gamma = np.where(raw, gamma, level.cont.gamma[c])
-                seen = total > 0
-                act, c, raw, gamma = act[seen], c[seen], raw[seen], gamma[seen]
-                e, found = level.find(c, target[act])
-                share = level.raw.share[e]
-                if use_cont:
-                    share = np.where(raw, share, level.cont.share[e])
-                # same operations as the rows: parent * gamma, then + share where the target was seen
-                p = prob[act] * gamma
-                p[found] += share[found]
-                prob[act] = p
-            return prob
-        # MLE / add-k: the deepest order whose context was followed by something decides alone
-        best_total = np.zeros(P)
+        width = 0 if following is None else following.shape[1] - 1
+        best_total = np.zeros(P)  # MLE / add-k: the deepest order whose context was followed by something
         best_count = np.zeros(P)
-        for _, act, level, c in self._occurred(ctx):
-            total = level.raw.total[c]
-            seen = total > 0
-            act, c, total = act[seen], c[seen], total[seen]
-            e, found = level.find(c, target[act])
-            best_total[act] = total
-            best_count[act] = np.where(found, level.raw.counts[e], 0)
+        for j in range(1, self.config.order + 1):
+            level = self.t.levels[j]
+            c = ctx[:, j - 1]
+            occurred = c >= 0
+            if not occurred.any():
+                break
+            c = np.maximum(c, 0)
+            # Kneser-Ney: continuation counts below the top order, except where this order is the top
+            # (the start of a text); MLE and add-k: raw counts everywhere
+            cont = kn and level.cont is not None and j < self.config.order
+            stats = level.cont if cont else level.raw
+            total = stats.total[c]
+            raw_rows = np.flatnonzero(top == j) if cont else np.zeros(0, np.int64)
+            if raw_rows.size:
+                total[raw_rows] = level.raw.total[c[raw_rows]]
+            seen = occurred & (total > 0)
+            if j > width:
+                e = self.t.level_index(j).find(c * V + target)
+            else:
+                e = np.where(following[:, j] >= 0, self.t.rows_of(j)[np.maximum(following[:, j], 0)], -1)
+            found = seen & (e >= 0)
+            e = np.maximum(e, 0)
+            if kn:
+                gamma, share = stats.gamma[c], stats.share[e]
+                if raw_rows.size:
+                    gamma[raw_rows] = level.raw.gamma[c[raw_rows]]
+                    share[raw_rows] = level.raw.share[e[raw_rows]]
+                # parent * gamma, then + share where the target was seen (x * 1.0 and x + 0.0 are x)
+                prob = prob * np.where(seen, gamma, 1.0) + np.where(found, share, 0.0)
+            else:
+                best_total = np.where(seen, total, best_total)
+                best_count = np.where(seen, np.where(found, level.raw.counts[e], 0), best_count)
+        if kn:
+            return prob
         has = best_total > 0
         if sm == "mle":
             prob[has] = best_count[has] / best_total[has]
@@ -371,12 +380,33 @@ class Smoother:
 
     def windows(self, x: np.ndarray, flat: np.ndarray) -> np.ndarray:
         """Histories [len(flat), order-1] ending at flat positions (b * T + t) of x[B, T]."""
-        w = self.config.order - 1
-        T = x.shape[1]
-        if w == 0:
-            return np.zeros((flat.size, 0), dtype=np.int64)
-        b, t = flat // T, flat % T
-        cols = t[:, None] - (w - 1) + np.arange(w, dtype=np.int64)  # t-w+1 .. t
-        win = x[b[:, None], np.maximum(cols, 0)]
-        win[cols < 0] = -1
-        return win
+        return history_windows(x, flat, self.config.order - 1)
+
+    def log_rows(self, win: np.ndarray) -> np.ndarray:
+        """Natural-log rows [P, V] after histories win (-inf where MLE gives 0)."""
+        rows, _ = self.state_rows(win)
+        with np.errstate(divide="ignore"):
+            return np.log(rows)
+
+    def score_targets(self, x: np.ndarray, flat: np.ndarray, target: np.ndarray,
+                      ranks: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        """(log p(target) [P] float64 (stupid back-off: of the renormalised scores), the rows if `ranks`) for the
+        targets x.flat[flat + 1] after the histories ending at `flat` (b * T + t with t < T - 1).
+
+        One walk over the positions flat[0] .. flat[-1] + 1 gives both the contexts of every position and the
+        n-grams ending at every target (the contexts of the position after it), so a target's entry at each
+        order is an array read, not a search (a search only at the counted order, which has no context ids).
+        """
+        if self.config.smoothing == "stupid_backoff":
+            rows, _ = self.state_rows(self.windows(x, flat))
+            with np.errstate(divide="ignore"):
+                return np.log(rows[np.arange(target.size), target] / rows.sum(axis=1)), (rows if ranks else None)
+        K, T = self.config.order, x.shape[1]
+        width = min(K, self.t.max_order - 1)
+        first = int(flat[0])
+        ids = self.walk(history_windows(x, np.arange(first, int(flat[-1]) + 2, dtype=np.int64), width))[3]
+        now, following = ids[flat - first, :K], ids[flat + 1 - first]
+        top = np.minimum(flat % T + 2, K)
+        prob = self.target_probs(now, top, target, following)
+        with np.errstate(divide="ignore"):
+            return np.log(prob), (self.state_rows(self.windows(x, flat))[0] if ranks else None)
