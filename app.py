@@ -1,4 +1,4 @@
-"""LM Playground — the Streamlit entry point. It only routes: each page lives in pages/.
+"""LM Playground — the Streamlit entry point. It only routes: each page lives in views/ (not pages/: see ui/__init__.py).
 
 `PAGES` is the one list of pages (section, file, title, icon, URL path); tests read it with `ast` to visit
 every page.
@@ -13,14 +13,14 @@ from ui.loaders import cached_model
 from ui.widgets import compact_layout  # importing ui also sets torch's inference threads (see ui/__init__.py)
 
 PAGES = [
-    ("Start", "pages/home.py", "Home", ":material/home:", "home"),
-    ("Generate", "pages/playground.py", "Playground", ":material/edit_note:", "playground"),
-    ("Generate", "pages/compare.py", "Compare models", ":material/view_column:", "compare"),
-    ("Look inside", "pages/attention.py", "Attention (Transformer)", ":material/hub:", "attention"),
-    ("Look inside", "pages/rnn.py", "Memory (RNN / LSTM)", ":material/memory:", "rnn"),
-    ("Look inside", "pages/ngram.py", "Counting (n-gram)", ":material/table_chart:", "ngram"),
-    ("Look inside", "pages/tokens.py", "Tokenizers", ":material/segment:", "tokenizers"),
-    ("Make your own", "pages/train.py", "Train a model", ":material/model_training:", "train"),
+    ("Start", "views/home.py", "Home", ":material/home:", "home"),
+    ("Generate", "views/playground.py", "Playground", ":material/edit_note:", "playground"),
+    ("Generate", "views/compare.py", "Compare models", ":material/view_column:", "compare"),
+    ("Look inside", "views/attention.py", "Attention (Transformer)", ":material/hub:", "attention"),
+    ("Look inside", "views/rnn.py", "Memory (RNN / LSTM)", ":material/memory:", "rnn"),
+    ("Look inside", "views/ngram.py", "Counting (n-gram)", ":material/table_chart:", "ngram"),
+    ("Look inside", "views/tokens.py", "Tokenizers", ":material/segment:", "tokenizers"),
+    ("Make your own", "views/train.py", "Train a model", ":material/model_training:", "train"),
 ]
 
 # Once per process: load and exercise the zoo in the background, then freeze the start-up heap (lm/app/warmup.py).

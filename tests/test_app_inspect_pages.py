@@ -16,7 +16,7 @@ from app_fixtures import app_home  # noqa: F401  (session fixture: tiny checkpoi
 
 streamlit_testing = pytest.importorskip("streamlit.testing.v1")
 from ui.loaders import cached_model  # noqa: E402  (the same cache the pages use)
-PAGES = Path(__file__).resolve().parent.parent / "pages"
+PAGES = Path(__file__).resolve().parent.parent / "views"
 
 
 def page(name: str, **query) -> "streamlit_testing.AppTest":

@@ -22,14 +22,14 @@ TIMEOUT = 60  # the first run imports torch
 
 
 def page(name: str, query: dict | None = None) -> AppTest:
-    """app.py, switched to pages/<name>.py (query parameters set before the first run)."""
+    """app.py, switched to views/<name>.py (query parameters set before the first run)."""
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
     for key, value in (query or {}).items():
         at.query_params[key] = value
     at.run()
     assert not at.exception, at.exception
     if name != "home":
-        at.switch_page(f"pages/{name}.py").run()
+        at.switch_page(f"views/{name}.py").run()
         assert not at.exception, at.exception
     return at
 

@@ -435,7 +435,7 @@ def app_page(name: str, query: dict):
         at.query_params[key] = value
     at.run()
     assert not at.exception, at.exception
-    at.switch_page(f"pages/{name}.py").run()
+    at.switch_page(f"views/{name}.py").run()
     assert not at.exception, at.exception
     return at
 

@@ -1,9 +1,12 @@
 """The real thing: `streamlit run app.py` on a free port, driven by headless Chromium through Playwright.
 
-Visits every page listed in app.py's `PAGES` (read with `ast`, so a new page is visited without touching
-this file), checks none shows an exception, and saves a screenshot of each to docs/screenshots/<page>.png.
-Then moves a slider, generates text, uploads a small corpus, trains a tiny model to completion and finds
-it in the Playground's model picker.
+Visits every page listed in app.py's `PAGES` at 1280 x 800 (a projector's window), checks none shows an
+exception or cuts off a metric, a label or a table, and takes a screenshot of each. Then moves a slider,
+generates text, uploads a small corpus, trains a tiny model to completion and finds it in the Playground's
+model picker; and opens a shared link as a fresh server's very first request.
+
+Screenshots go to a temporary folder, or to $LM_SCREENSHOTS when set: `python tools/screenshots.py` sets it to
+docs/screenshots/ to refresh the committed ones (a test run leaves the checkout as it found it).
 
 Locally the test is skipped (with a message) when /usr/bin/chromium is missing; under CI (env CI=true) a
 missing browser is a failure. The server runs in its own process group and is always killed.
@@ -11,7 +14,6 @@ missing browser is a failure. The server runs in its own process group and is al
 
 from __future__ import annotations
 
-import ast
 import json
 import os
 import shutil
@@ -25,29 +27,11 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from app_fixtures import app_home  # noqa: E402,F401
-from app_server import CHROMIUM, CHROMIUM_ARGS, IDLE, serve  # noqa: E402
+from app_server import (  # noqa: E402
+    VIEWPORT, app_pages, chromium, no_exception, nothing_clipped, require_chromium, serve, settle, shoot,
+)
 
-SCREENSHOTS = ROOT / "docs" / "screenshots"
-VIEWPORT = {"width": 1600, "height": 1000}  # a classroom projector's worth of pixels
-
-
-def app_pages() -> list[tuple[str, str, str]]:
-    """(file, title, url_path) of every page in app.py's PAGES whose file exists."""
-    tree = ast.parse((ROOT / "app.py").read_text(encoding="utf-8"))
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "PAGES" for t in node.targets):
-            pages = ast.literal_eval(node.value)
-            return [(file, title, url) for _, file, title, _, url in pages if (ROOT / file).is_file()]
-    raise AssertionError("app.py has no PAGES list")
-
-
-def require_chromium() -> None:
-    if Path(CHROMIUM).exists():
-        return
-    message = f"{CHROMIUM} is missing (apt-get install -y chromium)"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"browser test cannot run in CI: {message}")
-    pytest.skip(f"no browser: {message}")
+SCREENSHOTS_ENV = "LM_SCREENSHOTS"
 
 
 @pytest.fixture(scope="module")
@@ -59,14 +43,8 @@ def server(app_home):
 
 @pytest.fixture(scope="module")
 def browser(server):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with chromium() as browser_:
+        yield browser_
 
 
 @pytest.fixture
@@ -80,38 +58,22 @@ def page(browser):
         context.close()
 
 
-def settle(tab, timeout: float = 60_000) -> None:
-    """Wait until the app has finished its current run and shows a page title."""
-    tab.wait_for_selector("[data-testid='stApp']", timeout=timeout)
-    tab.wait_for_timeout(400)  # let a rerun triggered by the last action start
-    tab.wait_for_function(IDLE, timeout=timeout)
-    tab.wait_for_selector("[data-testid='stMain'] h1", timeout=timeout)
+@pytest.fixture(scope="module")
+def screenshots(tmp_path_factory) -> Path:
+    """Where this run's screenshots go: $LM_SCREENSHOTS (tools/screenshots.py), else a temporary folder."""
+    return Path(os.environ.get(SCREENSHOTS_ENV) or tmp_path_factory.mktemp("screenshots"))
 
 
-def no_exception(tab, where: str) -> None:
-    errors = tab.locator("[data-testid='stException']")
-    assert errors.count() == 0, f"{where}: {errors.first.inner_text()[:500]}"
-
-
-CHARTS_DRAWN = """() => [...document.querySelectorAll("[data-testid='stPlotlyChart']")]
-    .every(chart => chart.querySelector('.main-svg'))"""
-
-
-def shoot(tab, name: str) -> None:
-    """Screenshot the whole page: Streamlit scrolls inside its main block, so grow the viewport to fit it."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    height = tab.evaluate("() => document.querySelector(\"[data-testid='stMain']\").scrollHeight")
-    tab.set_viewport_size({"width": VIEWPORT["width"], "height": max(VIEWPORT["height"], min(int(height), 3000))})
-    tab.wait_for_function(CHARTS_DRAWN, timeout=60_000)  # every Plotly chart has drawn its SVG
-    tab.wait_for_timeout(1000)  # charts re-layout to the new size
-    tab.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
-    tab.set_viewport_size(VIEWPORT)
+def check_and_shoot(tab, where: str, folder: Path) -> None:
+    no_exception(tab, where)
+    nothing_clipped(tab, where)
+    shoot(tab, folder / f"{where}.png")
 
 
 OWN_TESTS = ("playground", "compare", "train")  # visited (and screenshotted) by the tests below
 
 
-def test_every_page_renders(server, page):
+def test_every_page_renders(server, page, screenshots):
     pages = app_pages()
     assert set(OWN_TESTS) | {"home"} <= {url for _, _, url in pages}
     for _, _title, url_path in pages:
@@ -120,13 +82,12 @@ def test_every_page_renders(server, page):
         started = time.perf_counter()
         page.goto(f"{server}/" + ("" if url_path == "home" else url_path))
         settle(page)
-        no_exception(page, url_path)
         assert page.locator("[data-testid='stMain'] h1").first.inner_text().strip(), url_path
-        shoot(page, url_path)
+        check_and_shoot(page, url_path, screenshots)
         print(f"{url_path}: {time.perf_counter() - started:.1f} s")
 
 
-def test_playground_slider_and_generation(server, page):
+def test_playground_slider_and_generation(server, page, screenshots):
     page.goto(f"{server}/playground?model=tiny-char-transformer&prompt=ma")
     settle(page)
     slider = page.get_by_role("slider", name="Temperature")  # react-aria: a visually hidden range input
@@ -140,27 +101,24 @@ def test_playground_slider_and_generation(server, page):
     text.wait_for()
     assert len(text.inner_text()) > 10
     assert page.locator(".gltr span[title^='rank']").count() > 5
-    no_exception(page, "playground")
-    shoot(page, "playground")
+    check_and_shoot(page, "playground", screenshots)
     page.get_by_text("Step mode").click()
     settle(page)
     page.locator("[data-testid='stPlotlyChart']").first.wait_for()
-    no_exception(page, "playground step mode")
-    shoot(page, "playground-step")
+    check_and_shoot(page, "playground-step", screenshots)
 
 
-def test_compare_runs_three_models(server, page):
+def test_compare_runs_three_models(server, page, screenshots):
     page.goto(f"{server}/compare?max_new_tokens=120&models=tiny-char-ngram,tiny-char-lstm,tiny-char-transformer")
     settle(page)
     page.get_by_role("button", name="Compare").click()
     settle(page)
     page.locator(".gltr").nth(2).wait_for()
     assert page.locator("[data-testid='stPlotlyChart']").count() == 2
-    no_exception(page, "compare")
-    shoot(page, "compare")
+    check_and_shoot(page, "compare", screenshots)
 
 
-def test_upload_train_and_find_the_model(server, page, tmp_path):
+def test_upload_train_and_find_the_model(server, page, tmp_path, screenshots):
     corpus = tmp_path / "rhymes.txt"
     corpus.write_text("\n".join(["twinkle twinkle little star", "how I wonder what you are",
                                  "up above the world so high", "like a diamond in the sky"] * 40), encoding="utf-8")
@@ -176,11 +134,32 @@ def test_upload_train_and_find_the_model(server, page, tmp_path):
     settle(page)  # the page reruns once when the job ends, to stop polling
     page.locator("[data-testid='stPlotlyChart']").first.wait_for()  # the loss curves
     page.get_by_text("is ready and listed in every model picker").wait_for()
-    no_exception(page, "train")
-    shoot(page, "train")
+    check_and_shoot(page, "train", screenshots)
     page.goto(f"{server}/playground?model=browser-rhymes")
     settle(page)
     assert page.get_by_role("combobox", name="Model").input_value().startswith("browser-rhymes")
+
+
+def test_a_shared_link_as_the_first_request_opens_that_page(browser, app_home, tmp_path):
+    """A fresh server whose very first page view is a shared link: it opens that page, with its settings and the
+    app's page menu (Streamlit used to treat the app as a legacy `pages/` app until app.py had run once, and
+    landed on Home with only the query string left)."""
+    with serve(app_home, tmp_path / "server.log") as (url, _proc):
+        context = browser.new_context(viewport=VIEWPORT)
+        tab = context.new_page()
+        tab.set_default_timeout(60_000)
+        try:
+            tab.goto(f"{url}/playground?model=tiny-char-lstm&temperature=1.3&seed=7")
+            settle(tab)
+            no_exception(tab, "deep link")
+            assert tab.locator("[data-testid='stMain'] h1").first.inner_text().strip() == "Playground"
+            assert "/playground?" in tab.url and "temperature=1.3" in tab.url, tab.url
+            assert tab.get_by_role("combobox", name="Model").input_value().startswith("tiny-char-lstm")
+            assert float(tab.get_by_role("slider", name="Temperature").input_value()) == 1.3
+            menu = tab.locator("[data-testid='stSidebarNav'] a")
+            assert menu.count() == len(app_pages()), [menu.nth(i).inner_text() for i in range(menu.count())]
+        finally:
+            context.close()
 
 
 def test_server_restart_mid_training_marks_the_run_resumable(browser, app_home, tmp_path):

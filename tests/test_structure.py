@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-CODE_DIRS = ["lm", "pages", "ui"]
+CODE_DIRS = ["lm", "views", "ui"]
 
 
 def _python_files(*dirs):

@@ -5,11 +5,10 @@ inference: one per request unless $LM_THREADS says otherwise. Tiny models step f
 a classroom server runs many requests at once on few cores (two threads each made generation ten times
 slower on a busy 2-core machine).
 
-Importing `ui` also makes sure app.py does the routing. Streamlit treats an app with a `pages/` folder as a
-legacy multipage app until app.py first calls `st.navigation`; so when the very first request after a server
-start is a deep link (say a shared `/playground?...` URL), Streamlit would run pages/playground.py on its
-own — no wide layout, no page menu, the file names as navigation. Every page imports `ui`, so here
-we switch Streamlit to app.py's routing and rerun once; the rerun keeps the URL and lands on the same page.
+The pages live in views/, not pages/: Streamlit treats an app with a `pages/` folder beside the entry
+point as a legacy multipage app until app.py has called `st.navigation` once, so a shared deep link opened
+as a fresh server's first request ran that file on its own and landed on Home (a rerun from here did not fix
+it). Without such a folder app.py routes every request, the first one included.
 """
 
 
@@ -29,18 +28,4 @@ def _configure_threads() -> None:
         os.environ.setdefault("OMP_NUM_THREADS", wanted)
 
 
-def _route_through_app() -> None:
-    try:
-        from streamlit.runtime.pages_manager import PagesManager
-        from streamlit.runtime.scriptrunner import get_script_run_ctx
-    except ImportError:  # another Streamlit layout: nothing to fix
-        return
-    if PagesManager.uses_pages_directory and get_script_run_ctx() is not None:
-        import streamlit as st
-
-        PagesManager.uses_pages_directory = False  # what st.navigation itself does on its first call
-        st.rerun()
-
-
 _configure_threads()
-_route_through_app()

@@ -33,7 +33,8 @@ def owner_token() -> str:
             cookie = st.context.cookies.get(COOKIE, "")
         except Exception:  # noqa: BLE001 — no request context (AppTest, bare mode): a session-only token
             cookie = ""
-        st.session_state["lm_owner_token"] = cookie if _TOKEN.match(cookie or "") else secrets.token_urlsafe(16)
+        cookie = cookie if isinstance(cookie, str) else ""  # AppTest's context answers with a mock
+        st.session_state["lm_owner_token"] = cookie if _TOKEN.match(cookie) else secrets.token_urlsafe(16)
         st.session_state["lm_owner_cookie_set"] = cookie == st.session_state["lm_owner_token"]
     if not st.session_state.get("lm_owner_cookie_set"):
         token = st.session_state["lm_owner_token"]  # URL-safe characters only: nothing to escape in the script

@@ -16,16 +16,23 @@ The estimates are deliberately simple and on the safe side:
 - the token ids (int64, plus the tokenizer's Python list while encoding) and a fixed interpreter + torch base;
 - an n-gram: about 100 bytes per training token and order (measured on random-letter text, the worst case:
   every context new).
+
+How long a run takes (`estimate_seconds`, shown on the Train page before Start) comes from throughput
+measured on the project's 2-core CPU machine (one torch thread, as the app trains): training tokens per second
+of each variant x size at its preset's batch and context, and held-out scoring speed. A busy server is
+slower (a class generating text took up to half the speed away), so the figure is "on an idle server".
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 
 from lm.data.corpus import load_corpus
 from lm.data.tokenizer import DEFAULT_BPE_VOCAB
 from lm.errors import LMError
+from lm.models import FAMILIES
 
 BASE_BYTES = 450 * 2**20  # a Python process with torch, NumPy and tokenizers imported, measured here
 NGRAM_BYTES_PER_TOKEN_ORDER = 100
@@ -108,10 +115,114 @@ def check_memory(estimate: MemoryEstimate, budget: int | None) -> None:
                   f"{_gb(budget)} ({MEMORY_ENV}); most of it is {biggest}")
 
 
-def estimate_run(settings, plan) -> MemoryEstimate:
-    """`estimate_memory` for a run before its tokenizer exists: the corpus's training part in characters (an
-    upper bound on its tokens) and the vocabulary it will have (its alphabet, or the BPE size)."""
-    corpus = load_corpus(settings.corpus, max_chars=settings.max_chars)
-    train_chars = len(corpus.split().train.text)
-    vocab = len(set(corpus.text)) + 1 if settings.tokenizer == "char" else settings.vocab_size or DEFAULT_BPE_VOCAB
-    return estimate_memory(plan, vocab, train_chars)
+@dataclasses.dataclass(frozen=True)
+class CorpusSize:
+    """What the estimates need to know of a corpus: its training and held-out parts in characters (an upper
+    bound on their tokens) and its alphabet."""
+
+    train_chars: int
+    valid_chars: int
+    alphabet: int
+
+    @classmethod
+    def of(cls, corpus) -> "CorpusSize":
+        split = corpus.split()
+        return cls(len(split.train.text), len(split.valid.text), len(set(corpus.text)))
+
+    def vocab(self, tokenizer: str, vocab_size: int | None) -> int:
+        """The vocabulary a tokenizer of this corpus will have (its alphabet + unknown, or the BPE size)."""
+        return self.alphabet + 1 if tokenizer == "char" else vocab_size or DEFAULT_BPE_VOCAB
+
+
+def estimate_run(settings, plan, size: CorpusSize | None = None) -> MemoryEstimate:
+    """`estimate_memory` for a run before its tokenizer exists (`size`: of its corpus, else loaded)."""
+    size = size or CorpusSize.of(load_corpus(settings.corpus, max_chars=settings.max_chars))
+    return estimate_memory(plan, size.vocab(settings.tokenizer, settings.vocab_size), size.train_chars)
+
+
+# -- time ---------------------------------------------------------------------------------------------------
+# Training tokens per second at each preset's batch and context, one thread, on the 2-core machine: the median
+# over a run's progress windows, the faster of two runs (the machine was shared; a busy one only slows down).
+# Sizes not listed (the large ones, custom shapes) are scaled from the nearest listed size by work per token.
+TRAIN_TOKENS_PER_SECOND = {
+    ("lstm", "tiny"): 283_000, ("lstm", "small"): 15_900, ("lstm", "medium"): 2_800, ("lstm", "large"): 1_050,
+    ("gru", "tiny"): 73_000, ("gru", "small"): 11_000, ("gru", "medium"): 3_000,
+    ("rnn", "tiny"): 169_000, ("rnn", "small"): 19_900, ("rnn", "medium"): 6_300,
+    ("transformer", "tiny"): 69_500, ("transformer", "small"): 6_300, ("transformer", "medium"): 1_640,
+}
+# Held-out scoring (one long text, the final metrics) in characters per second, char tokens, same machine.
+SCORE_CHARS_PER_SECOND = {
+    ("rnn", "tiny"): 70_800, ("rnn", "small"): 8_900, ("rnn", "medium"): 3_140,
+    ("transformer", "tiny"): 32_300, ("transformer", "small"): 9_300, ("transformer", "medium"): 3_970,
+}
+NGRAM_SCORE_CHARS_PER_SECOND = 140_000  # order 8 (lower orders are faster)
+NGRAM_COUNT_TOKEN_ORDERS_PER_SECOND = 16_000_000  # counting: tokens x order per second (order 8, the slowest)
+ENCODE_CHARS_PER_SECOND = 10_000_000  # building the character tokenizer and encoding the corpus
+BPE_CHARS_PER_SECOND = 800_000  # learning a byte-level BPE (2048 pieces) and encoding with it
+STARTUP_SECONDS = 4.0  # the worker process: Python, torch, the corpus (measured 3-6 s)
+VALID_SHARE = 0.1  # a corpus's held-out part is about a tenth of its training part (names 11 %, Shakespeare 8 %)
+
+
+@dataclasses.dataclass(frozen=True)
+class TimeEstimate:
+    seconds: float  # start to finish: start-up, tokenizing, training, evaluations, the final scoring
+    train_seconds: float
+    steps: int | None  # steps that fit (fewer than planned when the time limit ends the run first)
+    tokens_per_second: float | None
+    limited_by: str  # "steps" | "minutes" | "counting"
+
+
+def _work(family: str, args: dict, context: int) -> float:
+    """Multiply-adds per token of a model shape (weights only, plus attention's context term): what scales
+    throughput between shapes of one family."""
+    if family == "transformer":
+        return args["n_layers"] * (12 * args["d_model"] ** 2 + 2 * context * args["d_model"])
+    gates = {"rnn": 1, "gru": 3, "lstm": 4}[args["cell"]]
+    e, h = args["d_embed"], args["d_hidden"]
+    return sum(gates * h * ((e if k == 0 else h) + h) for k in range(args["n_layers"]))
+
+
+def _nearest(table: dict, key_variant: str, plan) -> tuple[float, float]:
+    """(measured figure, work ratio plan / that size's) of the listed size nearest to `plan`'s shape."""
+    spec = FAMILIES[plan.family]
+    work = _work(plan.family, plan.model_args, plan.context)
+    best = None
+    for size, preset in spec.presets.items():
+        if (key_variant, size) not in table:
+            continue
+        args = spec.config_args(plan.variant, {option: preset[option] for option in spec.options})
+        ratio = work / _work(plan.family, args, preset["context"])
+        if best is None or abs(math.log(ratio)) < abs(math.log(best[1])):
+            best = (table[(key_variant, size)], ratio)
+    assert best is not None, plan.variant
+    return best
+
+
+def estimate_time(plan, train_tokens: int, *, tokenizer: str = "char", valid_chars: int | None = None,
+                  score_chars: int = 200_000, eval_windows: int = 64) -> TimeEstimate:
+    """How long training `plan` on `train_tokens` tokens takes on an idle server, part by part."""
+    valid = min(score_chars, int(train_tokens * VALID_SHARE) if valid_chars is None else valid_chars)
+    setup = train_tokens / (BPE_CHARS_PER_SECOND if tokenizer == "bpe" else ENCODE_CHARS_PER_SECOND)
+    if not FAMILIES[plan.family].gradient:
+        counting = train_tokens * plan.model_args["order"] / NGRAM_COUNT_TOKEN_ORDERS_PER_SECOND
+        return TimeEstimate(STARTUP_SECONDS + setup + counting + valid / NGRAM_SCORE_CHARS_PER_SECOND, counting,
+                            None, None, "counting")
+    tps, ratio = _nearest(TRAIN_TOKENS_PER_SECOND, plan.variant, plan)
+    tps /= ratio
+    score_rate, score_ratio = _nearest(SCORE_CHARS_PER_SECOND, plan.family, plan)
+    score_rate /= score_ratio
+    # a full batch (batch gradient descent) passes over the whole training text in every step
+    step_seconds = (train_tokens if plan.full_batch else plan.batch_size * plan.context) / tps
+    by_steps = plan.steps * step_seconds if plan.steps else math.inf
+    by_minutes = plan.minutes * 60.0 if plan.minutes else math.inf
+    train = min(by_steps, by_minutes)
+    steps = plan.steps if by_steps <= by_minutes else int(train / step_seconds)
+    evaluations = (steps // plan.eval_every + 1) * eval_windows * plan.context / score_rate
+    return TimeEstimate(STARTUP_SECONDS + setup + train + evaluations + valid / score_rate, train, steps, tps,
+                        "steps" if by_steps <= by_minutes else "minutes")
+
+
+def estimate_seconds(plan, train_tokens: int, **kwargs) -> float:
+    """Seconds from Start to a finished model for `plan` on `train_tokens` tokens, on an idle server
+    (`estimate_time`'s keywords: tokenizer, valid_chars, score_chars, eval_windows)."""
+    return estimate_time(plan, train_tokens, **kwargs).seconds
