@@ -9,6 +9,8 @@ The pages live in views/, not pages/: Streamlit treats an app with a `pages/` fo
 point as a legacy multipage app until app.py has called `st.navigation` once, so a shared deep link opened
 as a fresh server's first request ran that file on its own and landed on Home (a rerun from here did not fix
 it). Without such a folder app.py routes every request, the first one included.
+
+And it sends the library's warnings (a hostile entry skipped in the user directory, ...) to the server log.
 """
 
 
@@ -28,4 +30,17 @@ def _configure_threads() -> None:
         os.environ.setdefault("OMP_NUM_THREADS", wanted)
 
 
+def _log_library_warnings() -> None:
+    import logging
+
+    log = logging.getLogger("lm")
+    if not any(getattr(h, "_lm_server", False) for h in log.handlers):
+        handler = logging.StreamHandler()  # stderr: the server log
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler._lm_server = True
+        log.addHandler(handler)
+        log.setLevel(logging.WARNING)
+
+
 _configure_threads()
+_log_library_warnings()

@@ -10,7 +10,6 @@ too. Names, file names and errors reach the page through `md_text` (they come fr
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 import streamlit as st
@@ -23,24 +22,9 @@ from lm.data.textio import format_size
 from lm.errors import LMError
 from lm.store.registry import home_dir, list_models
 from ui.session import is_teacher, teacher_enabled, try_teacher_token
-from ui.widgets import md_literal
+from ui.widgets import md_literal, show_error
 
 CONFIRM = "tr_confirm"  # session key: [where, "model" | "upload", name] waiting for "Yes, delete"
-
-
-_AUTOLINK = re.compile(r"(?i)(?<![\w\u2060])(https?|ftp|www)(?=[:.])|(?=@)")
-
-
-def md_text(text) -> str:
-    """`md_literal`, and no bare address becomes a link: Streamlit's Markdown links "http://…", "www.…" and
-    e-mail addresses after the escapes are read (seen in a real browser), so a word joiner (U+2060, invisible)
-    goes after "http"/"www" and before "@", where the link finder needs them adjacent."""
-    return md_literal(_AUTOLINK.sub(lambda match: (match.group(1) or "") + "\u2060", str(text)))
-
-
-def show_md_error(message) -> None:
-    """An error that may echo what a student typed or uploaded, shown as typed."""
-    st.error(md_text(message))
 
 
 def delete_button(kind: str, target: str, delete, where: str = "list") -> None:
@@ -58,7 +42,7 @@ def delete_button(kind: str, target: str, delete, where: str = "list") -> None:
         try:
             delete()
         except LMError as exc:
-            show_md_error(exc)
+            show_error(exc)
         else:
             st.rerun()
     if no.button("Keep", key=f"tr_no_{where}_{kind}_{target}"):
@@ -79,7 +63,7 @@ def my_work(manager, by: str, me: str) -> None:
     with st.expander(f"{title} ({len(models) + len(uploads)})", icon=":material/folder_open:"):
         for info in models:
             name, action = st.columns([3, 1], vertical_alignment="center")
-            name.markdown(f"{md_text(info.name)} · model · {format_size(folder_bytes(info.path))}")
+            name.markdown(f"{md_literal(info.name)} · model · {format_size(folder_bytes(info.path))}")
             with action:
                 if info.name in busy:
                     st.caption("training")
@@ -87,7 +71,7 @@ def my_work(manager, by: str, me: str) -> None:
                     delete_button("model", info.name, lambda n=info.name: manager.delete_model(n, by=by))
         for upload in uploads:
             name, action = st.columns([3, 1], vertical_alignment="center")
-            name.markdown(f"{md_text(upload['path'].name)} · uploaded text · {format_size(upload['bytes'])}")
+            name.markdown(f"{md_literal(upload['path'].name)} · uploaded text · {format_size(upload['bytes'])}")
             with action:
                 delete_button("upload", upload["path"].name,
                                  lambda p=upload["path"]: delete_upload(p, by=by))
@@ -99,7 +83,7 @@ def _memory_and_disk(manager) -> None:
     rows = [("This server", process_rss(os.getpid()))]
     for record in manager.active():
         pid = manager.worker_pid(record["id"])
-        rows.append((f"Training {md_text(record['name'])}", process_rss(pid) if pid else None))
+        rows.append((f"Training {md_literal(record['name'])}", process_rss(pid) if pid else None))
     memory = " · ".join(f"{label}: {format_size(size) if size else '—'}" for label, size in rows)
     st.markdown(f"**Memory** {memory} · training budget {format_size(manager.memory_budget)} per run")
     disk = {"models": home / "models", "uploads": corpora_dir(home), "cache": home / "cache"}
@@ -126,7 +110,7 @@ def teacher_panel(manager) -> None:
             st.rerun()
         for record in manager.active():
             label, action = st.columns([3, 1], vertical_alignment="center")
-            label.markdown(f"{md_text(record['name'])} · {record['status']}")
+            label.markdown(f"{md_literal(record['name'])} · {record['status']}")
             if action.button("Cancel", key=f"tr_teacher_cancel_{record['id']}"):
                 manager.cancel(record["id"], by=TEACHER)
                 st.rerun()

@@ -35,10 +35,17 @@ def compact_layout() -> None:
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>:$~^&=])")
 
 
+# Streamlit's Markdown also links bare addresses ("http://…", "www.…", e-mail) after the escapes are read (seen
+# in a real browser): an invisible word joiner (U+2060) after "http"/"www" and before "@" keeps them apart.
+_AUTOLINK = re.compile(r"(?i)(?<![\w\u2060])(https?|ftp|www)(?=[:.])|(?=@)")
+
+
 def md_literal(text) -> str:
     """`text` for a Markdown body (st.error, st.caption, ...) that shows exactly as written: links, images,
-    `:red[...]`, `$maths$`, HTML tags and emphasis are backslash-escaped, line breaks shown as ↵."""
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", str(text)).replace("\r", "").replace("\n", " ↵ ")
+    `:red[...]`, `$maths$`, HTML tags and emphasis are backslash-escaped, bare addresses are not linked, line
+    breaks are shown as ↵."""
+    text = _AUTOLINK.sub(lambda match: (match.group(1) or "") + "\u2060", str(text))
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text).replace("\r", "").replace("\n", " ↵ ")
 
 
 def show_text(text: str, style: str = "font-size:0.875rem;color:rgba(49,51,63,0.6)") -> None:

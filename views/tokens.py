@@ -139,10 +139,10 @@ def main() -> None:
     if bound_text("tok_text", MAX_TEXT_CHARS):
         st.caption(f"The text was cut to its first {MAX_TEXT_CHARS:,} characters.")
     st.text_area("Text", key="tok_text", height=120, max_chars=MAX_TEXT_CHARS)
-    cols = st.columns([3, 1, 1, 1], vertical_alignment="bottom")
+    cols = st.columns([5, 2, 2, 2], vertical_alignment="bottom")  # the toggle's label fits at 1280 px
     cols[0].multiselect("Tokenizers of these models", list(by_name), key="tok_models", max_selections=MAX_MODELS,
                         format_func=lambda n: f"{n} ({by_name[n].tokenizer})" if n in by_name else n)
-    cols[1].toggle("Train a BPE here", key="tok_train")
+    cols[1].toggle("Train a BPE", key="tok_train")
     cols[2].selectbox("on corpus", BUILTIN_CORPORA, key="tok_corpus", disabled=not st.session_state["tok_train"])
     cols[3].select_slider("vocabulary size", LADDER, key="tok_vocab", disabled=not st.session_state["tok_train"])
     write_query(["tok_text", "tok_models", "tok_corpus", "tok_vocab", "tok_train", "tok_script"])
@@ -161,7 +161,7 @@ def main() -> None:
         st.error(str(exc))
         return
     if not shown:
-        st.info("Pick a model's tokenizer or switch on 'Train a BPE here'.")
+        st.info("Pick a model's tokenizer or switch on 'Train a BPE'.")
         return
     for label, tok in shown.items():
         show_tokens(label, tok, text)

@@ -27,10 +27,10 @@ from lm.errors import LMError
 from lm.models import VARIANTS, spec_for_variant, variant_label
 from lm.train.budget import CorpusSize, check_memory, estimate_memory, estimate_time
 from lm.train.settings import PRESET_CHOICES, TrainSettings, resolve_settings
-from ui.classroom import delete_button, md_text, my_work, show_md_error, teacher_panel
+from ui.classroom import delete_button, my_work, teacher_panel
+from ui.widgets import clamp_state, md_literal, show_error
 from ui.session import acting_as, owner_token
 from ui.state import init_from_query, write_query
-from ui.widgets import clamp_state
 
 SOURCES = ("Built-in corpus", "Upload a .txt")
 DEFAULTS = {"tr_source": SOURCES[0], "tr_corpus": "shakespeare", "tr_tokenizer": "char", "tr_vocab": 512,
@@ -52,7 +52,7 @@ def _number(value, default=0):
 def name_md(name: str) -> str:
     """A model name inside a line of Markdown, shown as typed; hyphens stay unescaped (inside a line they
     start nothing, and the page's source stays readable: "names-char-lstm")."""
-    return md_text(name).replace("\\-", "-")
+    return md_literal(name).replace("\\-", "-")
 
 
 def _duration(seconds: float) -> str:
@@ -116,7 +116,7 @@ def show_estimate(settings: TrainSettings, size: CorpusSize | None, budget: int)
     try:
         check_memory(memory, budget)
     except LMError as exc:
-        st.warning(md_text(exc))
+        st.warning(md_literal(exc))
 
 
 def settings_form(manager):
@@ -153,7 +153,7 @@ def settings_form(manager):
         settings = current_settings(upload, suggested)
         show_estimate(settings, corpus_size(upload), manager.memory_budget)
     except LMError as exc:
-        show_md_error(exc)
+        show_error(exc)
         settings = None
     if not st.button("Start training", key="tr_start", type="primary") or settings is None:
         return None
@@ -163,7 +163,7 @@ def settings_form(manager):
     try:
         return prepared(settings, upload, manager)
     except LMError as exc:
-        show_md_error(exc)
+        show_error(exc)
         return None
 
 
@@ -259,7 +259,7 @@ def controls(manager, rec: dict, job_id: str, by: str) -> None:
             try:
                 manager.cancel(job_id, by=by)
             except LMError as exc:
-                show_md_error(exc)
+                show_error(exc)
     path = (rec.get("result") or {}).get("path")
     if rec["status"] not in ACTIVE and rec["status"] != "failed" and path and Path(path).is_dir():
         st.success(f"**{name_md(rec['name'])}** is ready and listed in every model picker.")
@@ -272,7 +272,7 @@ def controls(manager, rec: dict, job_id: str, by: str) -> None:
             try:
                 manager.resume(job_id, by=by)
             except LMError as exc:
-                show_md_error(exc)
+                show_error(exc)
             else:
                 st.rerun()
 
@@ -290,10 +290,10 @@ def job_panel(manager, job_id: str, by: str) -> None:
         rec = manager.get(job_id)
         st.markdown(f"### {STATUS_ICONS.get(rec['status'], '')} {name_md(rec['name'])} — {rec['status']}")
         if rec["settings"].get("description"):
-            st.caption(md_text(rec["settings"]["description"]))
-        st.progress(progress_fraction(rec), text=md_text(status_text(rec)[:160]))
+            st.caption(md_literal(rec["settings"]["description"]))
+        st.progress(progress_fraction(rec), text=md_literal(status_text(rec)[:160]))
         if rec["status"] == "failed":
-            show_md_error(rec.get("error") or "training failed")
+            show_error(rec.get("error") or "training failed")
         train, valid = curves(rec)
         metrics_row(rec, train, valid)
         if train or valid:
@@ -352,7 +352,7 @@ def main() -> None:
             try:
                 st.session_state["job"] = manager.submit(settings, owner=me)
             except LMError as exc:
-                show_md_error(exc)
+                show_error(exc)
         teacher_panel(manager)
     write_query(["tr_source", "tr_corpus", "tr_tokenizer", "tr_vocab", "tr_family", "tr_preset", "tr_steps",
                  "tr_minutes", "tr_max_chars", "job"])
