@@ -19,6 +19,7 @@ PAGES = [
     ("Look inside", "views/attention.py", "Attention (Transformer)", ":material/hub:", "attention"),
     ("Look inside", "views/rnn.py", "Memory (RNN / LSTM)", ":material/memory:", "rnn"),
     ("Look inside", "views/ngram.py", "Counting (n-gram)", ":material/table_chart:", "ngram"),
+    ("Look inside", "views/explain.py", "Why this token?", ":material/psychology_alt:", "explain"),
     ("Look inside", "views/tokens.py", "Tokenizers", ":material/segment:", "tokenizers"),
     ("Make your own", "views/train.py", "Train a model", ":material/model_training:", "train"),
 ]

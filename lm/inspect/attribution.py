@@ -33,8 +33,10 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from lm.device import check_ids
 from lm.errors import LMError
-from lm.inspect.ablation import Ablation, AblatedTransformer, ablated, family_label, unembed
+from lm.inspect.ablation import Ablation, AblatedTransformer, ablated, embed, family_label, run_blocks, unembed
+from lm.models.transformer.block import cached_attention
 
 NODES = 4  # Gauss-Legendre nodes per interval of the integrated-gradients path
 DEFAULT_STEPS = 16  # gradients taken at first (four intervals); each is one forward + backward pass in a batch
@@ -42,7 +44,8 @@ MAX_STEPS = 256  # the most gradients the adaptive refinement may take
 TOLERANCE = 0.03  # refine until the attributions miss completeness by at most this share
 _GRADIENT_BATCH = 32  # path points per forward + backward batch
 COMPLETENESS_FLOOR = 0.05  # nats: a smaller log-prob difference counts as this much in the relative error
-_BATCH_FLOATS = 1 << 22  # logits held at once by the occlusion batches ([rows, T, V] floats)
+_BATCH_FLOATS = 1 << 22  # logits held at once by the n-gram's occlusion batches ([rows, T, V] floats)
+OCCLUSION_BLOCK = 16  # occluded copies per batch of a neural model: they share the text before the first one
 
 
 def neutral_token(tokenizer) -> int:
@@ -86,12 +89,52 @@ def target_logprob(model, ids: Sequence[int], position: int, ablation: Ablation 
     return float(_target_logprobs(ablated(model, ablation), batch)[0, -1])
 
 
+def _from_prefix(m, ids: list[int]):
+    """For a neural model: run(batch [K, T], s) -> log p of batch[:, t+1] for t = s .. T-2 ([K, T-1-s] float64),
+    where every row of the batch equals `ids` before position s. The rows start from the text's own state at s
+    (a Transformer's keys and values, an RNN's (h, c)), so a block of occluded copies recomputes only the
+    positions from its first occluded token on: about half the work of running every copy whole. None for an
+    n-gram, whose batched scoring reads only n-1 tokens back anyway."""
+    device = m.device
+    if isinstance(m, AblatedTransformer):
+        base, c = m.base, m.config
+        T, H = len(ids), c.n_heads
+        check_ids(torch.tensor([ids]), c.vocab_size, dims=2, max_length=c.context_length)
+        kv = [torch.zeros(1, 2, H, T, c.d_model // H, dtype=base.wte.weight.dtype, device=device) for _ in base.h]
+        run_blocks(base, embed(base, torch.tensor([ids], device=device)), cached_attention(H, 0), kv, m.masks)
+
+        def run(batch: torch.Tensor, s: int) -> torch.Tensor:
+            cache = [buffer.expand(batch.shape[0], -1, -1, -1, -1).clone() for buffer in kv]  # the shared prefix
+            x = run_blocks(base, embed(base, batch[:, s:-1], s), cached_attention(H, s), cache, m.masks)
+            return unembed(base, x)
+    elif m.family == "rnn":
+        def run(batch: torch.Tensor, s: int) -> torch.Tensor:
+            state = None
+            if s:
+                _, state = m.rnn(m.embed(batch[:1, :s]))  # the text's own state after s tokens, [L, 1, H]
+                expand = lambda h: h.expand(-1, batch.shape[0], -1).contiguous()  # noqa: E731
+                state = tuple(map(expand, state)) if isinstance(state, tuple) else expand(state)
+            out, _ = m.rnn(m.embed(batch[:, s:-1]), state)
+            return m.head(out)
+    else:
+        return None
+
+    def logprobs(batch: torch.Tensor, s: int) -> np.ndarray:
+        with torch.inference_mode():
+            lp = torch.log_softmax(run(batch, s).float(), dim=-1).gather(-1, batch[:, s + 1:, None])[..., 0]
+        return lp.double().cpu().numpy()
+
+    return logprobs
+
+
 def occlusion_matrix(model, ids: Sequence[int], neutral: int, ablation: Ablation | None = None) -> np.ndarray:
     """[T, T] float64: entry [p, j] (j < p) is log p(ids[p] | ids[:p]) minus the same with ids[j] replaced by
     `neutral`; zero where j >= p (no context there) and where ids[j] already is the neutral token.
 
-    One batched run of the T-1 occluded texts (and the text itself) through `model` with `ablation` switched off.
-    Where both log-probabilities are -inf (an MLE n-gram that never saw the target) the change is 0.
+    The occluded texts run in batches through `model` with `ablation` switched off, each batch with the text
+    itself as its first row (every difference is taken between rows of one batch), a neural model's in blocks
+    of `OCCLUSION_BLOCK` that share what comes before their first occluded token (`_from_prefix`). Where both
+    log-probabilities are -inf (an MLE n-gram that never saw the target) the change is 0.
     """
     ids = [int(i) for i in ids]
     T = len(ids)
@@ -100,15 +143,20 @@ def occlusion_matrix(model, ids: Sequence[int], neutral: int, ablation: Ablation
         return out
     m = ablated(model, ablation)
     occluded = [j for j in range(T - 1) if ids[j] != neutral]  # occluding the last token changes no prediction
-    batch = torch.tensor(ids, dtype=torch.long, device=model.device).repeat(len(occluded) + 1, 1)
-    rows = torch.arange(1, len(occluded) + 1, device=model.device)
-    batch[rows, torch.tensor(occluded, dtype=torch.long, device=model.device)] = neutral
-    lp = _target_logprobs(m, batch)  # [R + 1, T - 1]; column t predicts token t + 1
-    with np.errstate(invalid="ignore"):
-        diff = lp[0] - lp[1:]  # [R, T - 1]
-    diff[np.isnan(diff)] = 0.0
-    for r, j in enumerate(occluded):
-        out[j + 1:, j] = diff[r, j:]  # targets j+1 .. T-1 are the ones that had token j in their context
+    prefix = _from_prefix(m, ids)
+    size = OCCLUSION_BLOCK if prefix is not None else max(1, len(occluded))
+    text = torch.tensor(ids, dtype=torch.long, device=model.device)
+    for start in range(0, len(occluded), size):
+        block = occluded[start:start + size]
+        batch = text.repeat(len(block) + 1, 1)
+        batch[torch.arange(1, len(block) + 1), torch.tensor(block)] = neutral
+        s = block[0] if prefix is not None else 0
+        lp = prefix(batch, s) if prefix is not None else _target_logprobs(m, batch)  # column t: token s + t + 1
+        with np.errstate(invalid="ignore"):
+            diff = lp[0] - lp[1:]  # [len(block), T - 1 - s]
+        diff[np.isnan(diff)] = 0.0
+        for r, j in enumerate(block):
+            out[j + 1:, j] = diff[r, j - s:]  # targets j+1 .. T-1 are the ones that had token j in their context
     return out
 
 
@@ -219,5 +267,6 @@ def _no_cudnn(tensor: torch.Tensor):
     return torch.backends.cudnn.flags(enabled=False) if tensor.device.type == "cuda" else contextlib.nullcontext()
 
 
-__all__ = ["COMPLETENESS_FLOOR", "DEFAULT_STEPS", "MAX_STEPS", "NODES", "TOLERANCE", "IntegratedGradients",
-           "check_position", "integrated_gradients", "neutral_token", "occlusion", "occlusion_matrix", "target_logprob"]
+__all__ = ["COMPLETENESS_FLOOR", "DEFAULT_STEPS", "MAX_STEPS", "NODES", "OCCLUSION_BLOCK", "TOLERANCE",
+           "IntegratedGradients", "check_position", "integrated_gradients", "neutral_token", "occlusion",
+           "occlusion_matrix", "target_logprob"]

@@ -69,6 +69,8 @@ class Explanation:
         return self.vocabulary[token_id] if 0 <= token_id < len(self.vocabulary) else f"<{token_id}>"
 
     def to_json(self) -> dict[str, Any]:
+        """What `python -m lm explain --json` prints (an infinite change, an MLE n-gram's, is null: JSON has no
+        infinity)."""
         attribution: dict[str, Any] = {"occlusion": [_finite(v) for v in self.occlusion]}
         if self.integrated is not None:
             attribution["integrated_gradients"] = [_finite(v) for v in self.integrated.attribution]
@@ -92,7 +94,8 @@ class Explanation:
     def describe(self) -> str:
         """The explanation as a few lines of text (the CLI without --json)."""
         off = f", switched off: {self.ablation.describe()}" if self.ablation else ""
-        lines = [f"{self.model}: why {self.target!r} at position {self.position} (log p = {self.logprob:.3f} nats{off})"]
+        lines = [f"{self.model}: why {self.target!r} at position {self.position} "
+                 f"(log p = {self.logprob:.3f} nats{off})"]
         order = np.argsort(-np.abs(self.occlusion), kind="stable")[:8]
         lines.append(f"occlusion (nats lost when a token becomes {self.neutral!r}), strongest first:")
         lines += [f"  {j:4d} {self.tokens[j]!r:>12} {self.occlusion[j]:+.3f}" for j in order]

@@ -12,8 +12,8 @@ softmax(Q K^T / sqrt(Dh)) written out so its probabilities can be kept) and the 
 
 Observing or changing a block happens in `block_function` only, through arguments, never through hooks or
 state on the shared model: `capture` receives what the block writes ("heads": the attention's output before
-its projection, heads side by side; "attn" and "mlp": what each adds to the residual stream). Ablations
-(a head, a layer's attention or MLP switched off) belong next to those capture points, as arguments too.
+its projection, heads side by side; "attn" and "mlp": what each adds to the residual stream), and `ablate`
+(a `BlockAblation`) switches heads, the layer's attention or its MLP off at those same points, per call.
 """
 
 from __future__ import annotations
@@ -53,6 +53,15 @@ class BlockWeights(NamedTuple):
     mlp_proj_bias: object
 
 
+class BlockAblation(NamedTuple):
+    """What one call of a block switches off, as multipliers (1 keeps, 0 removes) of what the block writes:
+    exact for 1 (x * 1.0 == x), so a mask that keeps everything changes no bit of the result."""
+
+    heads: object  # [D]: one factor per channel of the heads side by side (a head's Dh channels share one)
+    attn: float  # the layer's whole attention write, c_proj's bias included
+    mlp: float  # the MLP's whole write
+
+
 class Ops(NamedTuple):
     """A backend: the operations a block is made of, on its own kind of array."""
 
@@ -63,24 +72,32 @@ class Ops(NamedTuple):
 
 
 def block_function(ops: Ops) -> Callable:
-    """The block on `ops`: block(x [..., D], weights, attend, state=None, capture=None) -> x [..., D].
+    """The block on `ops`: block(x [..., D], weights, attend, state=None, capture=None, ablate=None) -> x [..., D].
 
     `attend(qkv [..., 3D], state)` -> [..., D] (heads side by side) is the attention; `state` is what it keeps
-    or records into (a layer's KV cache buffer, a dict), passed through untouched. The ops are closure cells,
-    as fast as locals: this runs once per layer per generated token.
+    or records into (a layer's KV cache buffer, a dict), passed through untouched. `ablate` (a `BlockAblation`,
+    arrays of the backend's kind) scales the heads, the attention write and the MLP write; None costs one
+    comparison per write. The ops are closure cells, as fast as locals: this runs once per layer per token.
     """
     layer_norm, linear, act, dropout = ops
 
-    def block(x, w: BlockWeights, attend: Callable, state=None, capture: dict | None = None):
+    def block(x, w: BlockWeights, attend: Callable, state=None, capture: dict | None = None,
+              ablate: BlockAblation | None = None):
         heads = attend(linear(layer_norm(x, w.ln_1_weight, w.ln_1_bias), w.c_attn_weight, w.c_attn_bias), state)
+        if ablate is not None:
+            heads = heads * ablate.heads
         attn = linear(heads, w.attn_proj_weight, w.attn_proj_bias)
         if dropout is not None:
             attn = dropout(attn)
+        if ablate is not None:
+            attn = attn * ablate.attn
         x = x + attn
         hidden = act(linear(layer_norm(x, w.ln_2_weight, w.ln_2_bias), w.c_fc_weight, w.c_fc_bias))  # [..., 4D]
         mlp = linear(hidden, w.mlp_proj_weight, w.mlp_proj_bias)
         if dropout is not None:
             mlp = dropout(mlp)
+        if ablate is not None:
+            mlp = mlp * ablate.mlp
         if capture is not None:
             capture["heads"], capture["attn"], capture["mlp"] = heads, attn, mlp
         return x + mlp
