@@ -130,7 +130,7 @@ def training_step(home: Path) -> int:
 async def run(args, base: str, pid, home: Path) -> dict:
     out: dict = {"rss": []}
     teacher = await StreamlitSession.connect(base, timeout=TIMEOUT)  # the teacher opens the app first: that
-    await teacher.open("home", {})  # starts the background warm-up (lm/app/warmup.py), which runs meanwhile
+    await teacher.open("", {})  # Home, at the root: starts the background warm-up (lm/app/warmup.py), which runs meanwhile
     await teacher.close()
     await asyncio.sleep(args.warm_seconds)
     out["generate_cpu"], out["open_cpu"] = await overhead(base, pid, args.tokens)

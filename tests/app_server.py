@@ -152,6 +152,8 @@ CLIPPED = """() => {
     const cut = [];
     for (const box of document.querySelectorAll(boxes)) {
         if (!box.offsetParent) continue;  // not shown
+        // an icon-only button (the uploader's "add"): its text is the icon font's ligature name, drawn as a glyph
+        if ((box.getAttribute('data-testid') || '').startsWith('stBaseButton-borderlessIcon')) continue;
         const parts = [box, ...box.querySelectorAll('*')];
         if (parts.some(e => e.clientWidth > 0 && e.scrollWidth > e.clientWidth + 1))
             cut.push(`${box.getAttribute('data-testid') || box.tagName}: ${box.innerText.trim().slice(0, 60)}`);

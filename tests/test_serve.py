@@ -62,7 +62,7 @@ def test_a_page_runs_through_the_proxy_over_the_websocket(served):
     async def visit():
         session = await StreamlitSession.connect(served, timeout=120)
         try:
-            return await session.open("home", {})
+            return await session.open("", {})  # the default page (Home) is at the root
         finally:
             await session.close()
 
