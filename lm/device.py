@@ -81,12 +81,11 @@ def sync_blas_threads(n: int | None = None) -> None:
     threadpoolctl finds no BLAS it can steer.
     """
     with _blas_lock:
-        if n is None:
+        if n is None:  # the per-start call: only the first one in a process sets anything
             if _blas_threads[0]:
                 return
             n = torch.get_num_threads()
-        if n == _blas_threads[0]:
-            return
+        # an explicit count is always applied: another library may have changed the process-wide setting since
         try:
             from threadpoolctl import threadpool_limits
         except ImportError:  # an install without it: NumPy keeps its own default
