@@ -15,6 +15,7 @@ from typing import Sequence
 from lm.data.corpus import read_text_file
 from lm.data.tokenizer import DEFAULT_VOCAB, TOKENIZER_KINDS
 from lm.errors import LMError
+from lm.models import EXPORT_FORMATS, FAMILIES, family_spec
 from lm.store.registry import delete_model, list_models, load_model
 from lm.train.budget import memory_budget
 from lm.train.knobs import GROUPS, KNOBS, Knob, parse_batch, settings_from  # the train options, torch-free
@@ -288,6 +289,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     loaded = load_model(args.model)
     model, out = loaded.model, Path(args.out).expanduser()
+    spec = family_spec(loaded.family)
+    if args.format not in spec.exports:
+        owners = " and ".join(s.label for s in FAMILIES.values() if args.format in s.exports)
+        raise LMError(f"{loaded.name} is a {spec.label} model: --format {args.format} exports only {owners} models")
     if args.format == "arpa":
         if args.order is not None or args.smoothing is not None:
             if loaded.family != "ngram":
@@ -381,7 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("export", cmd_export, "write a model for other tools: an n-gram as an ARPA back-off file (KenLM, "
                 "SRILM), a Transformer as a Hugging Face GPT-2 directory")
     p.add_argument("-m", "--model", required=True, help=MODEL_HELP)
-    p.add_argument("--format", choices=("arpa", "hf"), required=True,
+    p.add_argument("--format", choices=EXPORT_FORMATS, required=True,
                    help="arpa: an ARPA file (.gz to compress; spaces, newlines and tabs are <sp>, <nl>, <tab>); "
                         "hf: a GPT2LMHeadModel directory (config.json, model.safetensors, tokenizer.json)")
     p.add_argument("--out", required=True, help="the file (arpa) or directory (hf) to write")

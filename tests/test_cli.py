@@ -153,3 +153,10 @@ def test_device_option_places_neural_models_and_refuses_missing_hardware(tmp_pat
             assert main([*command, "--device", device]) == 2
             err = capsys.readouterr().err.strip()
             assert err.startswith("error: ") and "\n" not in err and device in err
+
+
+def test_export_refuses_a_format_the_family_does_not_have(tmp_path, capsys):
+    assert main(["export", "-m", "shakespeare-char-lstm", "--format", "arpa", "--out", str(tmp_path / "x.arpa")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "error: shakespeare-char-lstm is a RNN model: --format arpa exports only n-gram models"
+    assert not (tmp_path / "x.arpa").exists()

@@ -34,6 +34,7 @@ class FamilySpec:
     variants: dict[str, str]  # what a user picks (`--family`) -> its label; the variant field is `variant_field`
     variant_field: str | None  # the config field a variant sets ("cell" for the rnn family), None: one variant
     page: str  # the internals page that opens this family's trace
+    exports: tuple[str, ...]  # formats `python -m lm export` writes for it ("arpa": KenLM, "hf": transformers)
     gradient: bool  # trained by gradient descent (else counted)
     options: dict[str, str]  # training option (TrainSettings field) -> config field
     choices: dict[str, tuple[str, ...]]  # options with a fixed set of values -> the values
@@ -79,7 +80,7 @@ FAMILIES: dict[str, FamilySpec] = {spec.name: spec for spec in (
     FamilySpec(
         name="ngram", label="n-gram", module="lm.models.ngram.model", config_class="NgramConfig",
         model_class="NgramModel", trace_type="NgramTrace", variants={"ngram": "n-gram (counting)"},
-        variant_field=None, page="ngram", gradient=False,
+        variant_field=None, page="ngram", exports=("arpa",), gradient=False,
         options={"order": "order", "smoothing": "smoothing"},
         choices={"smoothing": ("mle", "addk", "kneser_ney", "stupid_backoff")},
         presets={"tiny": {"order": 3}, "small": {"order": 5}, "medium": {"order": 6}, "large": {"order": 8}},
@@ -87,7 +88,7 @@ FAMILIES: dict[str, FamilySpec] = {spec.name: spec for spec in (
     FamilySpec(
         name="rnn", label="RNN", module="lm.models.rnn", config_class="RNNConfig", model_class="RNNModel",
         trace_type="RecurrentTrace", variants={"lstm": "LSTM", "gru": "GRU", "rnn": "Plain RNN"},
-        variant_field="cell", page="rnn", gradient=True,
+        variant_field="cell", page="rnn", exports=(), gradient=True,
         options={"layers": "n_layers", "embed": "d_embed", "width": "d_hidden", "dropout": "dropout"},
         choices={},
         presets=_RECURRENT_PRESETS,
@@ -95,12 +96,15 @@ FAMILIES: dict[str, FamilySpec] = {spec.name: spec for spec in (
     FamilySpec(
         name="transformer", label="Transformer", module="lm.models.transformer.model",
         config_class="TransformerConfig", model_class="TransformerModel", trace_type="AttentionTrace",
-        variants={"transformer": "Transformer"}, variant_field=None, page="attention", gradient=True,
+        variants={"transformer": "Transformer"}, variant_field=None, page="attention", exports=("hf",),
+        gradient=True,
         options={"context": "context_length", "layers": "n_layers", "heads": "n_heads", "width": "d_model",
                  "dropout": "dropout"},
         choices={}, presets=_TRANSFORMER_PRESETS,
     ),
 )}
+
+EXPORT_FORMATS = tuple(dict.fromkeys(f for spec in FAMILIES.values() for f in spec.exports))
 
 # every variant a user can pick, in the order pages offer them -> its family
 VARIANTS: dict[str, str] = {variant: spec.name for spec in FAMILIES.values() for variant in spec.variants}
@@ -150,6 +154,6 @@ def build_model(config: ModelConfig, tensors: dict | None = None) -> LanguageMod
     return model_cls(config)
 
 
-__all__ = ["FAMILIES", "SIZES", "VARIANTS", "FamilySpec", "build_model",
+__all__ = ["EXPORT_FORMATS", "FAMILIES", "SIZES", "VARIANTS", "FamilySpec", "build_model",
            "config_from_dict", "families_for_page", "family_classes", "family_spec", "spec_for_variant",
            "variant_label"]
