@@ -79,7 +79,9 @@ def char_tokenizer():
 
 
 ROBUSTNESS_FILES = {"test_bad_input.py": "bad-input cases", "test_faults.py": "fault cases (real full disk)",
-                    "test_fuzz.py": "fuzz properties"}
+                    "test_fuzz.py": "fuzz properties", "test_bad_urls.py": "crafted URL values (every page, every key)",
+                    "test_robust_files.py": "hostile files in the user directory",
+                    "test_worker.py": "training worker faults (killed, out of memory, other owners)"}
 
 
 def pytest_terminal_summary(terminalreporter):

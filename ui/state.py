@@ -53,12 +53,20 @@ def init_from_query(defaults: dict[str, Any], allowed: dict[str, Iterable] | Non
         st.session_state[key] = value
 
 
+# A value longer than this stays out of the URL: 30,000 "é" made a 180,000-character address that a reload
+# answered with "400 Invalid HTTP request". A shared link then carries the settings but not that text.
+MAX_URL_VALUE_CHARS = 2_000
+
+
 def write_query(keys: Iterable[str]) -> None:
-    """Mirror the current values of `keys` into the URL query string."""
+    """Mirror the current values of `keys` into the URL query string (long texts left out, see above)."""
     for key in keys:
         if key not in st.session_state:
             continue
         value = st.session_state[key]
         text = ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
-        if st.query_params.get(key) != text:
+        if len(text) > MAX_URL_VALUE_CHARS:
+            if key in st.query_params:
+                del st.query_params[key]
+        elif st.query_params.get(key) != text:
             st.query_params[key] = text
