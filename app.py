@@ -1,7 +1,7 @@
 """LM Playground — the Streamlit entry point. It only routes: each page lives in views/ (not pages/: see ui/__init__.py).
 
 `PAGES` is the one list of pages (section, file, title, icon, URL path); tests read it with `ast` to visit
-every page.
+every page, and tools/i18n.py to put its sections and titles in the catalog (shown through `_()`).
 """
 
 import os
@@ -9,7 +9,8 @@ import os
 import streamlit as st
 
 from lm.app.warmup import start_background_warmup
-from ui.loaders import cached_model
+from ui.i18n import _, language_picker
+from ui.loaders import model_cache
 from ui.widgets import compact_layout  # importing ui also sets torch's inference threads (see ui/__init__.py)
 
 PAGES = [
@@ -26,12 +27,13 @@ PAGES = [
 
 # Once per process: load and exercise the zoo in the background, then freeze the start-up heap (lm/app/warmup.py).
 if os.environ.get("LM_WARMUP", "1").strip() != "0":
-    start_background_warmup(cached_model)
+    start_background_warmup(model_cache().get)  # the cache itself: no spinner outside a page run
 
 st.set_page_config(page_title="LM Playground", page_icon="🎭", layout="wide")
 compact_layout()
+language_picker()  # before routing: the page it routes to reads the session's language
 sections: dict[str, list] = {}
 for section, file, title, icon, url_path in PAGES:
-    sections.setdefault(section, []).append(
-        st.Page(file, title=title, icon=icon, url_path=url_path, default=url_path == "home"))
+    sections.setdefault(_(section), []).append(
+        st.Page(file, title=_(title), icon=icon, url_path=url_path, default=url_path == "home"))
 st.navigation(sections).run()

@@ -72,11 +72,11 @@ def keep_valid_list(key: str, choices: Sequence[Any], most: int | None = None) -
     st.session_state[key] = list(dict.fromkeys(kept))[:most]
 
 
-def pick_model(models, key: str, families: Iterable[str] = ("transformer",), empty: str = ""):
+def pick_model(models, key: str, families: Iterable[str] = ("transformer",), empty: str | None = None):
     """`ui.widgets.model_picker`, after dropping a chosen name that is no longer (or never was) a choice."""
     if key in st.session_state and st.session_state[key] not in {m.name for m in models}:
         del st.session_state[key]  # the URL's value, else the preferred model, is taken again
-    return model_picker(models, key, families, **({"empty": empty} if empty else {}))
+    return model_picker(models, key, families, empty)
 
 
 def plain_caption(text: str) -> None:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Iterable, Sequence
 import streamlit as st
 
 from lm.errors import LMError
+from ui.i18n import _, option_labels
 from ui.state import init_from_query
 
 if TYPE_CHECKING:  # importing torch (through lm.run.sampling) is left to the pages that generate
@@ -56,8 +57,9 @@ def show_text(text: str, style: str = "font-size:0.875rem;color:rgba(49,51,63,0.
 
 
 def show_error(message) -> None:
-    """A one-line error that may echo what the user typed: shown literally (see `md_literal`)."""
-    st.error(md_literal(message))
+    """A one-line error that may echo what the user typed: shown literally (see `md_literal`), in the session's
+    language when it is one of the catalog's fixed messages (ui/i18n.py)."""
+    st.error(md_literal(_(str(message))))
 
 
 # -- sampling knobs -----------------------------------------------------------------------------------
@@ -104,29 +106,29 @@ def sampling_sidebar(show_samples: bool = True, max_tokens_default: int | None =
     init_from_query(defaults)
     clamp_state(_RANGES)
     side = st.sidebar
-    side.subheader("Sampling knobs")
-    side.slider("Temperature", 0.0, 2.0, step=0.05, key="temperature",
-                help="Divide the logits by T: low = safe and repetitive, high = wild. 0 = always the top token.")
-    side.slider("Top-k", 0, 200, step=1, key="top_k", help="Keep only the k most likely tokens (0 = off).")
-    side.slider("Top-p (nucleus)", 0.05, 1.0, step=0.05, key="top_p",
-                help="Keep the smallest set of likely tokens whose probability adds up to p (1 = off).")
+    side.subheader(_("Sampling knobs"))
+    side.slider(_("Temperature"), 0.0, 2.0, step=0.05, key="temperature",
+                help=_("Divide the logits by T: low = safe and repetitive, high = wild. 0 = always the top token."))
+    side.slider(_("Top-k"), 0, 200, step=1, key="top_k", help=_("Keep only the k most likely tokens (0 = off)."))
+    side.slider(_("Top-p (nucleus)"), 0.05, 1.0, step=0.05, key="top_p",
+                help=_("Keep the smallest set of likely tokens whose probability adds up to p (1 = off)."))
     if characters:
-        side.slider("Characters per model", *_RANGES["chars"], step=10, key="chars",
-                    help="Every model writes this many characters, however many tokens that takes, so "
-                         "lengths, distinct-n and speed compare like for like.")
+        side.slider(_("Characters per model"), *_RANGES["chars"], step=10, key="chars",
+                    help=_("Every model writes this many characters, however many tokens that takes, so "
+                           "lengths, distinct-n and speed compare like for like."))
     else:
-        side.slider("Max new tokens", 1, 1000, step=1, key="max_new_tokens")
+        side.slider(_("Max new tokens"), 1, 1000, step=1, key="max_new_tokens")
     cols = side.columns(2 if show_samples else 1)
-    cols[0].number_input("Seed", 0, 10**9, step=1, key="seed", help="Same seed + same settings = same text.")
+    cols[0].number_input(_("Seed"), 0, 10**9, step=1, key="seed", help=_("Same seed + same settings = same text."))
     if show_samples:
-        cols[1].number_input("Samples", 1, 8, step=1, key="samples",
-                             help="Continuations of the same prompt, drawn together and shown one under another, "
-                                  "each in its own numbered box.")
-    with side.expander("Advanced"):
-        st.slider("Min-p", 0.0, 0.5, step=0.01, key="min_p",
-                  help="Drop tokens less likely than min-p x the top token's probability (0 = off).")
-        st.slider("Repetition penalty", 1.0, 2.0, step=0.05, key="repetition_penalty",
-                  help="Make tokens already in the text less likely (1 = off).")
+        cols[1].number_input(_("Samples"), 1, 8, step=1, key="samples",
+                             help=_("Continuations of the same prompt, drawn together and shown one under another, "
+                                    "each in its own numbered box."))
+    with side.expander(_("Advanced")):
+        st.slider(_("Min-p"), 0.0, 0.5, step=0.01, key="min_p",
+                  help=_("Drop tokens less likely than min-p x the top token's probability (0 = off)."))
+        st.slider(_("Repetition penalty"), 1.0, 2.0, step=0.05, key="repetition_penalty",
+                  help=_("Make tokens already in the text less likely (1 = off)."))
     try:
         values = {k: st.session_state[k] for k in SAMPLING_KEYS if k != "samples"}
         if characters:
@@ -152,7 +154,8 @@ def prompts_follow(corpus: str, seen_key: str, text_key: str) -> None:
 
 # -- model picker ---------------------------------------------------------------------------------------
 def model_label(info: ModelInfo) -> str:
-    bpc = f", {info.valid_bits_per_char:.2f} bits/char" if info.valid_bits_per_char is not None else ""
+    bpc = _(", {bpc:.2f} bits/char").format(bpc=info.valid_bits_per_char) if info.valid_bits_per_char is not None \
+        else ""
     return f"{info.name}  ({info.variant}, {info.tokenizer}{bpc})"
 
 
@@ -168,19 +171,20 @@ def preferred_models(models: Sequence[ModelInfo], families: Iterable[str] = ("tr
 
 
 def model_picker(models: Sequence[ModelInfo], key: str, families: Iterable[str] = ("transformer",),
-                 empty: str = "No models yet — train one on the Train page.") -> ModelInfo | None:
+                 empty: str | None = None) -> ModelInfo | None:
     """The sidebar's model selectbox under `key` (from the URL, else the preferred model); the chosen model.
 
-    With no models to pick from it shows `empty` and returns None.
+    With no models to pick from it shows `empty` (translated by the caller; by default: train one) and returns None.
     """
     if not models:
-        st.info(empty)
+        st.info(empty or _("No models yet — train one on the Train page."))
         return None
     infos = {m.name: m for m in models}
     init_from_query({key: preferred_models(models, families)[0]}, allowed={key: list(infos)})
     if st.session_state[key] not in infos:  # a model deleted since, or a crafted widget value
         st.session_state[key] = preferred_models(models, families)[0]
-    st.sidebar.selectbox("Model", list(infos), key=key, format_func=lambda n: model_label(infos[n]))
+    st.sidebar.selectbox(_("Model"), list(infos), key=key,
+                         format_func=option_labels(infos, lambda n: model_label(infos[n])))
     return infos[st.session_state[key]]
 
 
@@ -218,12 +222,13 @@ def pinned_index(key: str, count: int) -> int | None:
     return value - 1
 
 
-def pick_token(count: int, key: str, label: str = "Look at token") -> int | None:
+def pick_token(count: int, key: str, label: str | None = None) -> int | None:
     """A slider over token positions (works on a touch screen, unlike a tooltip); the chosen index, or None."""
     index = pinned_index(key, count)
     if count > 1:
-        st.slider(label, 1, count, key=key, help="Pick a token to pin its rank, probability and the model's top "
-                                                 "alternatives; it is framed in the text above.")
+        st.slider(label or _("Look at token"), 1, count, key=key,
+                  help=_("Pick a token to pin its rank, probability and the model's top alternatives; it is framed "
+                         "in the text above."))
     return index
 
 
@@ -236,11 +241,11 @@ def token_table(piece: str, rank: int, prob: float, top: Sequence[tuple[str, flo
     from lm.viz.tokens import visible  # plotly and torch: see rank_bins_for
 
     if written is None:
-        written = next((i for i, (p, _) in enumerate(top) if p == piece), None)
-    st.caption(md_literal(f"{where}'{visible(piece, None)}': rank {rank:,}, p = {prob:.2%}. "
-                          f"What the model expected there:"))
-    rows = [{"rank": i + 1, "token": visible(p, None), "probability": f"{q:.2%}",
-             "": "◀ the text has this one" if i == written else ""} for i, (p, q) in enumerate(top)]
+        written = next((i for i, (p, _q) in enumerate(top) if p == piece), None)
+    st.caption(md_literal(where + _("'{piece}': rank {rank:,}, p = {prob:.2%}. What the model expected there:")
+                          .format(piece=visible(piece, None), rank=rank, prob=prob)))
+    rows = [{_("rank"): i + 1, _("token"): visible(p, None), _("probability"): f"{q:.2%}",
+             "": _("◀ the text has this one") if i == written else ""} for i, (p, q) in enumerate(top)]
     st.dataframe(rows, hide_index=True, width="content")
 
 
@@ -260,9 +265,9 @@ def download_buttons(texts: Sequence[str], tokens_per_sample: Sequence[Sequence]
     """Download the generated text (.txt) and the per-token table (.csv)."""
     joined = "\n\n----\n\n".join(texts) if len(texts) > 1 else (texts[0] if texts else "")
     cols = st.columns([1, 1, 3])
-    cols[0].download_button("Text (.txt)", joined, file_name="generated.txt", mime="text/plain",
+    cols[0].download_button(_("Text (.txt)"), joined, file_name="generated.txt", mime="text/plain",
                             key=f"{key}_txt", on_click="ignore", icon=":material/download:",
-                            width="stretch", help="The generated text")
-    cols[1].download_button("Tokens (.csv)", tokens_csv(tokens_per_sample), file_name="tokens.csv",
+                            width="stretch", help=_("The generated text"))
+    cols[1].download_button(_("Tokens (.csv)"), tokens_csv(tokens_per_sample), file_name="tokens.csv",
                             mime="text/csv", key=f"{key}_csv", on_click="ignore", icon=":material/download:",
-                            width="stretch", help="One row per generated token: token, probability, rank")
+                            width="stretch", help=_("One row per generated token: token, probability, rank"))

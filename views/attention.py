@@ -13,6 +13,7 @@ from lm.models import families_for_page
 from lm import viz
 from lm.inspect import MAX_TEXT_CHARS, describe_head, head_summary, notable_head
 from lm.viz.attention import attention_on_text
+from ui.i18n import _
 from ui.loaders import available_models, get_inspection, get_model, inspection
 from ui.state import init_from_query, write_query
 from ui.texts import bound_text, first_text, follow_model, keep_valid, pick_model, plain_caption
@@ -47,14 +48,14 @@ def head_view(name: str, text: str) -> None:
     """Layer/head/token pickers and the views they drive: a fragment, so a slider re-runs only this part."""
     ins = inspection(name, text)
     attention = ins.trace.attention  # [layers, heads, T, T]
-    layers, heads, T, _ = attention.shape
+    layers, heads, T = attention.shape[:3]
     clamp_state({"att_layer": (0, layers - 1), "att_head": (0, heads - 1), "att_token": (0, T - 1)})
     for key, count in (("att_layer", layers), ("att_head", heads), ("att_token", T)):
         keep_valid(key, range(count), 0 if key != "att_token" else T - 1)  # a crafted message sends any string
     cols = st.columns([1, 1, 4])
-    cols[0].selectbox("Layer", range(layers), key="att_layer")
-    cols[1].selectbox("Head", range(heads), key="att_head")
-    cols[2].select_slider("Attention from token", range(T), key="att_token",
+    cols[0].selectbox(_("Layer"), range(layers), key="att_layer")
+    cols[1].selectbox(_("Head"), range(heads), key="att_head")
+    cols[2].select_slider(_("Attention from token"), range(T), key="att_token",
                           format_func=lambda t: f"{t}: {viz.visible(ins.tokens[t], 16)}")
     write_query(["att_model", "att_text", "att_layer", "att_head", "att_token"])
     layer, head, token = st.session_state["att_layer"], st.session_state["att_head"], st.session_state["att_token"]
@@ -62,27 +63,28 @@ def head_view(name: str, text: str) -> None:
     st.caption(describe_head(summary, layer, head, math.log(T) or None))
     if (layer, head) != clearest:
         hint, button = st.columns([4, 1], vertical_alignment="center")
-        hint.caption("The clearest pattern on this text: " + describe_head(summary, *clearest))
-        button.button(f"Show layer {clearest[0]}, head {clearest[1]}", key="att_clearest", on_click=show_head,
-                      args=clearest)
+        hint.caption(_("The clearest pattern on this text: {pattern}").format(
+            pattern=describe_head(summary, *clearest)))
+        button.button(_("Show layer {layer}, head {head}").format(layer=clearest[0], head=clearest[1]),
+                      key="att_clearest", on_click=show_head, args=clearest)
     left, right = st.columns([3, 2])
     with left:
         st.plotly_chart(viz.attention_heatmap(attention[layer, head], ins.tokens,
-                                              title=f"Layer {layer}, head {head}"),
+                                              title=_("Layer {layer}, head {head}").format(layer=layer, head=head)),
                         key="att_heatmap", width="stretch", theme=None)
     with right:
-        st.subheader(f"Where token {token} looks")
-        plain_caption(f"token {token}: {viz.visible(ins.tokens[token], 16)}")
+        st.subheader(_("Where token {token} looks").format(token=token))
+        plain_caption(_("token {token}: {piece}").format(token=token, piece=viz.visible(ins.tokens[token], 16)))
         st.markdown(attention_on_text(ins.pieces, attention[layer, head, token], token), unsafe_allow_html=True)
-        st.caption("Darker = more attention (relative to the strongest). Hover a token for its weight. "
-                   "A causal model cannot look ahead, so later tokens stay blank.")
+        st.caption(_("Darker = more attention (relative to the strongest). Hover a token for its weight. "
+                     "A causal model cannot look ahead, so later tokens stay blank."))
 
 
 def main() -> None:
-    st.title("Attention")
+    st.title(_("Attention"))
     info = pick_model(available_models(families=families_for_page("attention")), "att_model",
-                      empty="No Transformer models yet — train one on the Train page (or import GPT-2 with "
-                            "`python -m lm`).")
+                      empty=_("No Transformer models yet — train one on the Train page (or import GPT-2 with "
+                              "`python -m lm`)."))
     if info is None:
         return
     name = info.name
@@ -91,10 +93,10 @@ def main() -> None:
         return
     note = follow_model("att_text", name, *first_text(name, TEXTS, info.corpus))
     if bound_text("att_text", MAX_TEXT_CHARS):
-        st.caption(f"The text was cut to its first {MAX_TEXT_CHARS:,} characters.")
-    st.caption("Each head of each layer decides how much every earlier token matters for the current one. "
-               "Rows: the token doing the looking (query); columns: the tokens it looks at (keys).")
-    st.text_area("Text", key="att_text", height=120, max_chars=MAX_TEXT_CHARS)
+        st.caption(_("The text was cut to its first {chars:,} characters.").format(chars=MAX_TEXT_CHARS))
+    st.caption(_("Each head of each layer decides how much every earlier token matters for the current one. "
+                 "Rows: the token doing the looking (query); columns: the tokens it looks at (keys)."))
+    st.text_area(_("Text"), key="att_text", height=120, max_chars=MAX_TEXT_CHARS)
     text = st.session_state["att_text"]
     ins = get_inspection(name, text)
     if ins is None:
@@ -105,14 +107,14 @@ def main() -> None:
     grid, summary_fig = heads_views(name, text)[:2]
     init_from_query({"att_layer": 0, "att_head": 0, "att_token": LAST})
     head_view(name, text)
-    st.subheader("Every head at once")
-    st.caption("Look for patterns: a bright diagonal just below the main one is a previous-token head; a bright "
-               "first column is a head that parks its attention on the first token.")
+    st.subheader(_("Every head at once"))
+    st.caption(_("Look for patterns: a bright diagonal just below the main one is a previous-token head; a bright "
+                 "first column is a head that parks its attention on the first token."))
     st.plotly_chart(grid, key="att_grid", width="stretch", theme=None)
-    st.subheader("Per-head summary")
+    st.subheader(_("Per-head summary"))
     st.plotly_chart(summary_fig, key="att_summary", width="stretch", theme=None)
     rows = heads_views(name, text)[2].rows()
-    with st.expander("Table of every head"):
+    with st.expander(_("Table of every head")):
         st.dataframe(rows, key="att_table", hide_index=True,
                      column_config={k: st.column_config.NumberColumn(format="%.3f") for k in rows[0]
                                     if k not in ("layer", "head")})

@@ -12,6 +12,7 @@ from lm.app.compare import (CorpusIndex, copied_words, corpus_source, cross_scor
 from lm.app.playground import PAGE_PROMPT_CHARS, Throttle, check_request, default_prompt, sample_text, short_number
 from lm.errors import LMError
 from lm.store.registry import list_models
+from ui.i18n import _, lazy_gettext, ngettext
 from ui.loaders import available_models, cached_model, get_model
 from ui.state import init_from_query, write_query
 from ui.widgets import (SAMPLING_KEYS, gltr_html, gltr_legend, md_literal, prompts_follow, rank_bins_for,
@@ -26,7 +27,7 @@ METRIC_STYLE = ("<style>[data-testid='stMetricValue']{font-size:1.6rem}"
                 "text-overflow:clip!important}</style>")
 
 
-@st.cache_resource(show_spinner="Reading the training text…", max_entries=8)
+@st.cache_resource(show_spinner=lazy_gettext("Reading the training text…"), max_entries=8)
 def cached_training_text(source: tuple) -> CorpusIndex | None:
     try:
         return CorpusIndex(training_text(*source))
@@ -40,7 +41,7 @@ def cached_memorisation(text: str, source: tuple):
     return None if found is None else (found.words, found.span.length, found.span.text)
 
 
-@st.cache_data(show_spinner="Scoring…", max_entries=64)
+@st.cache_data(show_spinner=lazy_gettext("Scoring…"), max_entries=64)
 def cached_surprisal(name: str, text: str) -> list[dict]:
     return [{"start": c.start, "end": c.end, "piece": c.piece, "bits": c.bits}
             for c in surprisal_by_char(cached_model(name), text)]
@@ -63,10 +64,11 @@ def valid_lineup(names, known) -> list[str]:
 def metrics_row(result, columns: int) -> None:
     """Speed and diversity of one column, in rows narrow enough for the number of columns on the page."""
     per_row = 3 if columns <= 2 else 2 if columns == 3 else 1
-    items = [("Tokens/s", short_number(result.tokens_per_second),
-              f"{len(result.tokens)} tokens for these {len(result.text)} characters; '–' when too fast to time"),
-             ("Distinct-1", f"{result.distinct_1:.2f}", "Distinct words / all words"),
-             ("Distinct-2", f"{result.distinct_2:.2f}", "Distinct word pairs / all word pairs")]
+    items = [(_("Tokens/s"), short_number(result.tokens_per_second),
+              _("{tokens} tokens for these {chars} characters; '–' when too fast to time").format(
+                  tokens=len(result.tokens), chars=len(result.text))),
+             (_("Distinct-1"), f"{result.distinct_1:.2f}", _("Distinct words / all words")),
+             (_("Distinct-2"), f"{result.distinct_2:.2f}", _("Distinct word pairs / all word pairs"))]
     for start in range(0, len(items), per_row):
         for cell, (label, value, help_text) in zip(st.columns(per_row), items[start:start + per_row]):
             cell.metric(label, value, help=help_text)
@@ -75,15 +77,17 @@ def metrics_row(result, columns: int) -> None:
 def memorisation_meter(loaded, text: str) -> None:
     found = memorised(loaded, text)
     if found is None:
-        st.caption("Memorisation: training text not available")
+        st.caption(_("Memorisation: training text not available"))
         return
     words, length, copied = found
     st.progress(min(1.0, words / MEMORISED_SCALE),
-                text=f"Longest span copied from the training text: {words} characters of words")
+                text=_("Longest span copied from the training text: {words} characters of words").format(words=words))
     if length > words:
         other = length - words
-        st.caption(f"Speaker names, headings, entrances and exits, punctuation and line breaks in it ({other} "
-                   f"character{'' if other == 1 else 's'}) do not count.")
+        st.caption(ngettext("Speaker names, headings, entrances and exits, punctuation and line breaks in it "
+                            "({other} character) do not count.",
+                            "Speaker names, headings, entrances and exits, punctuation and line breaks in it "
+                            "({other} characters) do not count.", other).format(other=other))
     if words >= 8:
         show_text("“" + copied[:160] + ("…" if len(copied) > 160 else "") + "”")
 
@@ -92,8 +96,9 @@ def column(slot, loaded, prompt: str, settings, chars: int, result, columns: int
     """One model's column: the text (streamed when `result` is None), speed, diversity, memorisation."""
     with slot:
         show_text(loaded.name, "font-weight:600;font-size:1.15rem;overflow-wrap:anywhere")
-        show_text(f"{loaded.meta.get('model', {}).get('cell') or loaded.family} · {loaded.tokenizer.kind} · "
-                  f"{loaded.meta.get('parameters', 0):,} parameters")
+        show_text(_("{kind} · {tokenizer} · {parameters:,} parameters").format(
+            kind=loaded.meta.get("model", {}).get("cell") or loaded.family, tokenizer=loaded.tokenizer.kind,
+            parameters=loaded.meta.get("parameters", 0)))
         bins = rank_bins_for(loaded.tokenizer)
         box = st.empty()
         if result is None:
@@ -114,8 +119,10 @@ def column(slot, loaded, prompt: str, settings, chars: int, result, columns: int
         if legend:
             gltr_legend(bins, loaded.tokenizer.vocab_size, loaded.name)
         if result.replaced:
-            st.caption(md_literal("Unknown to this model: " + " ".join(repr(c) for c in result.replaced)))
-        st.caption(f"{len(result.text):,} characters in {len(result.tokens):,} tokens")
+            st.caption(md_literal(_("Unknown to this model: {chars}").format(
+                chars=" ".join(repr(c) for c in result.replaced))))
+        st.caption(_("{chars:,} characters in {tokens:,} tokens").format(chars=len(result.text),
+                                                                          tokens=len(result.tokens)))
         metrics_row(result, columns)
         memorisation_meter(loaded, result.text)
     return result
@@ -146,17 +153,17 @@ def side_by_side(names: list[str], settings, chars: int, stored: dict | None) ->
         vocabs = {m.tokenizer.vocab_size for m in loaded}
         gltr_legend(bins[0], vocabs.pop() if len(vocabs) == 1 else None)
     if matrix is not None:
-        st.subheader("Who is surprised by whom?")
-        st.caption("Bits per character of each model's text (rows) under every model (columns). The diagonal "
-                   "is a model reading its own writing; low numbers elsewhere mean the models agree.")
+        st.subheader(_("Who is surprised by whom?"))
+        st.caption(_("Bits per character of each model's text (rows) under every model (columns). The diagonal "
+                     "is a model reading its own writing; low numbers elsewhere mean the models agree."))
         st.plotly_chart(viz.cross_score_heatmap([m.name for m in done], matrix), key="cmp_heatmap", width="stretch")
 
 
 def main() -> None:
-    st.title("Compare models")
+    st.title(_("Compare models"))
     infos = {m.name: m for m in available_models()}
     if len(infos) < 2:
-        st.info("Comparing needs at least two models — train one on the Train page.")
+        st.info(_("Comparing needs at least two models — train one on the Train page."))
         return
     lineup = default_lineup(list_models())
     init_from_query({"models": lineup}, allowed={"models": list(infos)})
@@ -164,18 +171,19 @@ def main() -> None:
     corpus = infos[st.session_state["models"][0]].corpus if st.session_state["models"] else "shakespeare"
     init_from_query({"prompt": default_prompt(corpus), "cmp_text": sample_text(corpus)})
     prompts_follow(corpus, "cmp_corpus", "cmp_text")  # the first model's corpus
-    st.sidebar.multiselect(f"Models (2–{MAX_COLUMNS})", list(infos), key="models", max_selections=MAX_COLUMNS)
+    st.sidebar.multiselect(_("Models (2–{most})").format(most=MAX_COLUMNS), list(infos), key="models",
+                           max_selections=MAX_COLUMNS)
     settings = sampling_sidebar(show_samples=False, characters=True)
-    st.caption("Same prompt, same knobs, same seed, same number of characters — different models. Which one "
-               "writes best? Which one just copies its training text?")
-    st.text_area("Prompt", key="prompt", height=90, max_chars=PAGE_PROMPT_CHARS,
-                 placeholder="Empty: start from a new line")
-    clicked = st.button("Compare", key="compare", type="primary")
+    st.caption(_("Same prompt, same knobs, same seed, same number of characters — different models. Which one "
+                 "writes best? Which one just copies its training text?"))
+    st.text_area(_("Prompt"), key="prompt", height=90, max_chars=PAGE_PROMPT_CHARS,
+                 placeholder=_("Empty: start from a new line"))
+    clicked = st.button(_("Compare"), key="compare", type="primary")
     write_query(["models", "prompt", "cmp_text", "chars",
                  *[k for k in SAMPLING_KEYS if k not in ("samples", "max_new_tokens")]])
     names = list(st.session_state["models"])
     if not 2 <= len(names) <= MAX_COLUMNS:
-        st.warning(f"Pick 2 to {MAX_COLUMNS} models in the sidebar.")
+        st.warning(_("Pick 2 to {most} models in the sidebar.").format(most=MAX_COLUMNS))
         return
     if settings is None:
         return
@@ -193,11 +201,11 @@ def main() -> None:
     if clicked or (stored and stored["key"] == key):
         side_by_side(names, settings, chars, None if clicked else stored)
     elif stored:
-        st.info("Settings changed since the last comparison: press **Compare** to run the models again.")
+        st.info(_("Settings changed since the last comparison: press **Compare** to run the models again."))
     else:
-        st.info("Press **Compare** to run every model on the prompt.")
-    st.subheader("Surprisal along your text")
-    st.text_area("Text to score", key="cmp_text", height=80, max_chars=PAGE_PROMPT_CHARS)
+        st.info(_("Press **Compare** to run every model on the prompt."))
+    st.subheader(_("Surprisal along your text"))
+    st.text_area(_("Text to score"), key="cmp_text", height=80, max_chars=PAGE_PROMPT_CHARS)
     text = st.session_state["cmp_text"]
     if text.strip():
         try:
@@ -207,7 +215,7 @@ def main() -> None:
         except LMError as exc:
             show_error(exc)
         if len(text) > 400:
-            st.caption("Only the first 400 characters are plotted.")
+            st.caption(_("Only the first 400 characters are plotted."))
 
 
 main()

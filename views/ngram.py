@@ -14,6 +14,7 @@ from lm.inspect import (NGRAM_SCORE_CHARS, backoff_caption, backoff_table, descr
                         ngram_counts, ngram_order_scores, ngram_smoothing_comparison)
 from lm.models.ngram.model import SMOOTHINGS
 from lm.store.registry import ModelInfo
+from ui.i18n import _, lazy_gettext, option_labels
 from ui.loaders import available_models, cached_model, get_model
 from ui.state import init_from_query, write_query
 from ui.texts import bound_text, first_text, follow_model, keep_valid, pick_model, plain_caption, plain_note
@@ -25,7 +26,8 @@ MAX_CONTEXT_CHARS = 500  # the model reads at most its last order-1 tokens; the 
 SAMPLE_CONTEXT_CHARS = 40  # a user corpus's sample context: a line's worth, ending inside a sentence
 
 
-@st.cache_data(max_entries=16, show_spinner="Scoring held-out text at every order and smoothing (once per model)…")
+@st.cache_data(max_entries=16, show_spinner=lazy_gettext("Scoring held-out text at every order and smoothing (once "
+                                                          "per model)…"))
 def order_scores(model_name: str):
     loaded = cached_model(model_name)
     return ngram_order_scores(loaded, orders=range(1, MAX_CHART_ORDER + 1))
@@ -41,11 +43,11 @@ def first_model(models: list[ModelInfo]) -> str:
 
 
 def main() -> None:
-    st.title("Counting: n-gram models")
+    st.title(_("Counting: n-gram models"))
     models = available_models(families=families_for_page("ngram"))
     if models:
         init_from_query({"ng_model": first_model(models)}, allowed={"ng_model": [m.name for m in models]})
-    info = pick_model(models, "ng_model", ("ngram",), empty="No n-gram models yet — count one on the Train page.")
+    info = pick_model(models, "ng_model", ("ngram",), empty=_("No n-gram models yet — count one on the Train page."))
     if info is None:
         return
     name = info.name
@@ -59,67 +61,70 @@ def main() -> None:
     keep_valid("ng_smoothing", SMOOTHINGS, model.config.smoothing)  # a crafted message can send any string
     clamp_state({"ng_order": (1, model.max_order)})
     bound_text("ng_context", MAX_CONTEXT_CHARS, keep="end")
-    st.caption("An n-gram model predicts the next token from the last n-1 tokens only, by counting what followed "
-               "them in the training text. Smoothing decides what to do with things it never saw.")
+    st.caption(_("An n-gram model predicts the next token from the last n-1 tokens only, by counting what followed "
+                 "them in the training text. Smoothing decides what to do with things it never saw."))
     cols = st.columns([3, 2, 2])
-    cols[0].text_area("Context", key="ng_context", height=80, max_chars=MAX_CONTEXT_CHARS)
+    cols[0].text_area(_("Context"), key="ng_context", height=80, max_chars=MAX_CONTEXT_CHARS)
     if model.max_order > 1:
-        cols[1].slider("Order n", 1, model.max_order, key="ng_order", help="Uses the last n-1 tokens as context.")
-    cols[2].selectbox("Smoothing (for the back-off path)", SMOOTHINGS, key="ng_smoothing",
-                      format_func=lambda s: viz.SMOOTHING_LABELS.get(s, s))
+        cols[1].slider(_("Order n"), 1, model.max_order, key="ng_order", help=_("Uses the last n-1 tokens as context."))
+    cols[2].selectbox(_("Smoothing (for the back-off path)"), SMOOTHINGS, key="ng_smoothing",
+                      format_func=option_labels(SMOOTHINGS, lambda s: _(viz.SMOOTHING_LABELS.get(s, s))))
     write_query(["ng_model", "ng_context", "ng_order", "ng_smoothing"])
     order, smoothing = st.session_state["ng_order"], st.session_state["ng_smoothing"]
     ids, unknown = tok.encode_report(st.session_state["ng_context"])
     if not ids:
-        st.error("Type a context: the model needs at least one token to look up.")
+        st.error(_("Type a context: the model needs at least one token to look up."))
         return
     if note:
         st.caption(note)
     if unknown:
-        plain_caption(f"This model never saw {' '.join(unknown)} in training: it reads each as its unknown token.")
+        plain_caption(_("This model never saw {tokens} in training: it reads each as its unknown token.").format(
+            tokens=" ".join(unknown)))
     try:
         used, counts, total = ngram_counts(model, ids, order)
         comparison = ngram_smoothing_comparison(loaded, ids, SMOOTHINGS, order=order, k=10)
     except LMError as exc:
-        st.error(str(exc))
+        st.error(_(str(exc)))
         return
     shown = "".join(tok.token_strings(used)) if used else ""
-    st.subheader("What followed the context in training" if used else "Counts of single tokens")
+    st.subheader(_("What followed the context in training") if used else _("Counts of single tokens"))
     if used:
-        plain_caption(f"Context looked up ({len(used)} tokens): {viz.visible(shown, 40)}")
+        plain_caption(_("Context looked up ({count} tokens): {context}").format(count=len(used),
+                                                                              context=viz.visible(shown, 40)))
     if order > 1 and len(used) < min(order - 1, len(ids)):
-        st.caption(f"The full context of {min(order - 1, len(ids))} tokens never occurred in training; these are the "
-                   f"counts after its longest seen ending ({len(used)} tokens).")
-    st.dataframe([{"next token": viz.visible(s, 20), "count": c, "share": c / max(total, 1)}
-                  for (_, c), s in zip(counts, tok.token_strings([t for t, _ in counts]))],
+        st.caption(_("The full context of {full} tokens never occurred in training; these are the counts after its "
+                     "longest seen ending ({used} tokens).").format(full=min(order - 1, len(ids)), used=len(used)))
+    share = _("share")
+    st.dataframe([{_("next token"): viz.visible(s, 20), _("count"): c, share: c / max(total, 1)}
+                  for (_t, c), s in zip(counts, tok.token_strings([t for t, _c in counts]))],
                  key="ng_counts", hide_index=True, height=min(220, 35 * (len(counts) + 1) + 3),
-                 column_config={"share": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="%.3f")})
-    st.caption(f"{total:,} times in all; {len(counts)} most frequent shown.")
+                 column_config={share: st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="%.3f")})
+    st.caption(_("{total:,} times in all; {shown} most frequent shown.").format(total=total, shown=len(counts)))
     st.plotly_chart(viz.smoothing_bars(comparison), key="ng_bars", width="stretch", theme=None)
     top = {i: f"{viz.visible(s, 20)}  (p = {p:.3f})" for i, s, p in comparison[smoothing]}
-    st.subheader("The back-off path")
+    st.subheader(_("The back-off path"))
     if st.session_state.get("ng_target") not in top:  # a new context or smoothing: explain its top token
         st.session_state["ng_target"] = next(iter(top))
-    st.selectbox("Explain the probability of", list(top), key="ng_target", format_func=top.get)
+    st.selectbox(_("Explain the probability of"), list(top), key="ng_target", format_func=top.get)
     rows, notes = ngram_backoff(model, tok, ids, st.session_state["ng_target"], order, smoothing)
     st.dataframe(backoff_table(rows, tok, lambda s: viz.visible(s, 40), smoothing), key="ng_backoff",
                  hide_index=True)
-    st.caption(f"{viz.SMOOTHING_LABELS.get(smoothing, smoothing)}: one row per order, longest context first. "
-               "The weight is how much probability is handed down to the next shorter context. "
-               + backoff_caption(smoothing))
+    st.caption(_("{smoothing}: one row per order, longest context first. The weight is how much probability is "
+                 "handed down to the next shorter context. {meaning}").format(
+        smoothing=_(viz.SMOOTHING_LABELS.get(smoothing, smoothing)), meaning=_(backoff_caption(smoothing))))
     for line in notes:
         plain_note(line)
-    st.subheader("Longer context is not always better")
+    st.subheader(_("Longer context is not always better"))
     try:
         scores = order_scores(name)
     except LMError as exc:
-        st.error(str(exc))
+        st.error(_(str(exc)))
         return
     st.plotly_chart(viz.order_chart(scores), key="ng_orders", width="stretch", theme=None)
-    missing = f" Orders above {model.max_order} were not counted for this model." \
+    missing = _(" Orders above {order} were not counted for this model.").format(order=model.max_order) \
         if model.max_order < MAX_CHART_ORDER else ""
-    st.caption(f"Scored on the first {NGRAM_SCORE_CHARS:,} characters of held-out text the model never saw. "
-               + describe_order_scores(scores, viz.SMOOTHING_LABELS) + missing)
+    st.caption(_("Scored on the first {chars:,} characters of held-out text the model never saw. ").format(
+        chars=NGRAM_SCORE_CHARS) + describe_order_scores(scores, viz.SMOOTHING_LABELS) + missing)
 
 
 main()

@@ -9,6 +9,7 @@ from lm.app.playground import (PAGE_PROMPT_CHARS, Throttle, check_request, defau
                                sample_text, short_number)
 from lm.errors import LMError
 from lm.run.generate import collect, encode_prompt, generate, next_token_stages
+from ui.i18n import _, lazy_gettext, ngettext
 from ui.loaders import available_models, cached_model, get_model
 from ui.state import init_from_query, write_query
 from ui.widgets import (SAMPLING_KEYS, clamp_state, download_buttons, gltr_html, gltr_legend, md_literal, model_picker,
@@ -38,28 +39,28 @@ def take_step(loaded, settings) -> None:
         return
     st.session_state["prompt"] += token.text
     st.session_state["pg_steps"] = count + 1
-    st.session_state["pg_last_step"] = (f"sampled '{viz.visible(token.piece, None)}' (p = {token.prob:.1%}, "
-                                        f"rank {token.rank})")
+    st.session_state["pg_last_step"] = _("sampled '{piece}' (p = {prob:.1%}, rank {rank})").format(
+        piece=viz.visible(token.piece, None), prob=token.prob, rank=token.rank)
 
 
 def step_mode(loaded, prompt: str, settings) -> None:
     cols = st.columns([1, 1, 3], vertical_alignment="center")
-    cols[0].button("Sample one token ▶", key="pg_step", type="primary", on_click=take_step,
+    cols[0].button(_("Sample one token ▶"), key="pg_step", type="primary", on_click=take_step,
                    args=(loaded, settings), width="stretch")
     clamp_state({"pg_top_n": (5, 60)})  # from the URL or a crafted message: the chart stays small
-    cols[1].number_input("Tokens shown", 5, 60, step=5, key="pg_top_n")
+    cols[1].number_input(_("Tokens shown"), 5, 60, step=5, key="pg_top_n")
     if "pg_step_error" in st.session_state:
         show_error(st.session_state.pop("pg_step_error"))
     elif "pg_last_step" in st.session_state:
-        cols[2].markdown(md_literal(f"Last step: {st.session_state['pg_last_step']}"))
+        cols[2].markdown(md_literal(_("Last step: {step}").format(step=st.session_state["pg_last_step"])))
     try:
         pieces, stages = next_token_stages(loaded.model, loaded.tokenizer, prompt, settings)
     except LMError as exc:
         show_error(exc)
         return
     view = knob_stages(pieces, stages, top_n=st.session_state["pg_top_n"])
-    st.caption("The next-token distribution after your prompt, before and after each knob (in the order they "
-               "are applied), all on one scale. Grey bars are tokens a knob cut off: they can no longer be sampled.")
+    st.caption(_("The next-token distribution after your prompt, before and after each knob (in the order they "
+                 "are applied), all on one scale. Grey bars are tokens a knob cut off: they can no longer be sampled."))
     st.plotly_chart(viz.stage_figure(view, settings), key="pg_stage_chart", width="stretch")
 
 
@@ -69,7 +70,7 @@ def sample_box(index: int, count: int):
     if count == 1:
         return st.empty()
     box = st.container(border=True)
-    box.caption(f"Sample {index + 1}")
+    box.caption(_("Sample {number}").format(number=index + 1))
     return box.empty()
 
 
@@ -117,27 +118,30 @@ def show_result(result: dict, fresh: bool, key) -> None:
     if not fresh:
         draw_samples([sample_box(i, len(result["tokens"])) for i in range(len(result["tokens"]))], result)
     if result.get("key") != key:
-        st.info("Settings changed since this text was written: press **Generate** to see what they do.",
+        st.info(_("Settings changed since this text was written: press **Generate** to see what they do."),
                 icon=":material/update:")
     count = sum(len(t) for t in result["tokens"])
-    st.caption(md_literal(f"{result['model']}: {count:,} token{'' if count == 1 else 's'} in {result['seconds']:.2f} s "
-                          f"({short_number(per_second(count, result['seconds']))} tokens/s)"))
+    st.caption(md_literal(ngettext("{model}: {count:,} token in {seconds:.2f} s ({speed} tokens/s)",
+                                   "{model}: {count:,} tokens in {seconds:.2f} s ({speed} tokens/s)", count).format(
+        model=result["model"], count=count, seconds=result["seconds"],
+        speed=short_number(per_second(count, result["seconds"])))))
     gltr_legend(result.get("bins"), result.get("vocab"), result["model"])
-    with st.expander("One token up close: its rank and the model's top alternatives", expanded=True):
-        sample, _ = pinned(result)
+    with st.expander(_("One token up close: its rank and the model's top alternatives"), expanded=True):
+        sample = pinned(result)[0]
         if len(result["tokens"]) > 1:
-            st.number_input("Sample", 1, len(result["tokens"]), key="pg_pin_sample")
+            st.number_input(_("Sample"), 1, len(result["tokens"]), key="pg_pin_sample")
         tokens = result["tokens"][sample]
         index = pick_token(len(tokens), "pg_pin")
         if index is not None:
             token = tokens[index]
-            token_table(token.piece, token.rank, token.prob, token.top, where=f"Token {index + 1} of {len(tokens)}, ")
+            token_table(token.piece, token.rank, token.prob, token.top,
+                        where=_("Token {number} of {count}, ").format(number=index + 1, count=len(tokens)))
     texts = ["".join(t.text for t in tokens) for tokens in result["tokens"]]
     download_buttons(texts, result["tokens"], key="pg_download")
 
 
 # -- colouring any text ---------------------------------------------------------------------------------
-@st.cache_resource(show_spinner="Scoring the text…", max_entries=32)
+@st.cache_resource(show_spinner=lazy_gettext("Scoring the text…"), max_entries=32)
 def cached_colours(name: str, text: str):
     """`colour_text` once per (model, text), shared read-only by every session."""
     return colour_text(cached_model(name), text)
@@ -152,7 +156,7 @@ def colour_view(loaded, text: str) -> None:
     """GLTR on any text: every token on the colour of its rank, the rank and probability histograms, one token's
     alternatives."""
     if not text.strip():
-        st.info("Paste a text above to see how likely the model finds each of its tokens.")
+        st.info(_("Paste a text above to see how likely the model finds each of its tokens."))
         return
     try:
         coloured = cached_colours(loaded.name, text)
@@ -162,25 +166,27 @@ def colour_view(loaded, text: str) -> None:
     index = pinned_index("pg_colour_pin", len(coloured.tokens))
     st.markdown(gltr_html(coloured.head, coloured.tokens, coloured.bins, highlight=index), unsafe_allow_html=True)
     if coloured.cut:
-        st.caption(f"Only the first {len(coloured.text):,} characters are coloured ({coloured.cut:,} left out).")
+        st.caption(_("Only the first {chars:,} characters are coloured ({cut:,} left out).").format(
+            chars=len(coloured.text), cut=coloured.cut))
     gltr_legend(coloured.bins, coloured.vocab_size, loaded.name)
-    st.caption(f"{len(coloured.tokens):,} tokens, {coloured.bits_per_char:.2f} bits per character. A model's own "
-               "writing is mostly green; a person's text has more yellow, red and purple.")
+    st.caption(_("{tokens:,} tokens, {bpc:.2f} bits per character. A model's own writing is mostly green; a person's "
+                 "text has more yellow, red and purple.").format(tokens=len(coloured.tokens),
+                                                                 bpc=coloured.bits_per_char))
     ranks = [t.rank for t in coloured.tokens]
     st.plotly_chart(viz.gltr_histograms(ranks, [t.prob for t in coloured.tokens], coloured.bins),
                     key="pg_gltr_hist", width="stretch")
-    with st.expander("One token up close: its rank and the model's top alternatives", expanded=True):
+    with st.expander(_("One token up close: its rank and the model's top alternatives"), expanded=True):
         index = pick_token(len(coloured.tokens), "pg_colour_pin")
         if index is not None:
             token = coloured.tokens[index]
             alternatives = cached_alternatives(loaded.name, text, index)
-            written = next((i for i, (_, _, mine) in enumerate(alternatives) if mine), None)
-            token_table(token.piece, token.rank, token.prob, [(p, q) for p, q, _ in alternatives], written=written,
-                        where=f"Token {index + 1} of {len(coloured.tokens)}, ")
+            written = next((i for i, (*_alt, mine) in enumerate(alternatives) if mine), None)
+            token_table(token.piece, token.rank, token.prob, [(p, q) for p, q, _mine in alternatives], written=written,
+                        where=_("Token {number} of {count}, ").format(number=index + 1, count=len(coloured.tokens)))
 
 
 def main() -> None:
-    st.title("Playground")
+    st.title(_("Playground"))
     info = model_picker(available_models(), "model")
     if info is None:
         return
@@ -192,24 +198,24 @@ def main() -> None:
     settings = sampling_sidebar()
     colouring = st.session_state["colour_mode"]
     if colouring:
-        st.caption("Paste any text: every token is coloured by the rank the model gave it (GLTR). Pick a token "
-                   "below to see what the model expected there instead.")
+        st.caption(_("Paste any text: every token is coloured by the rank the model gave it (GLTR). Pick a token "
+                     "below to see what the model expected there instead."))
         st.session_state["prompt"] = st.session_state["prompt"]  # keep the prompt while its box is hidden
-        st.text_area("Text to colour", key="pg_text", height=130, max_chars=PAGE_PROMPT_CHARS)
+        st.text_area(_("Text to colour"), key="pg_text", height=130, max_chars=PAGE_PROMPT_CHARS)
     else:
-        st.caption("Type a prompt, press **Generate**, and watch the model continue it. Colours show how likely "
-                   "the model thought each token was.")
+        st.caption(_("Type a prompt, press **Generate**, and watch the model continue it. Colours show how likely "
+                     "the model thought each token was."))
         st.session_state["pg_text"] = st.session_state["pg_text"]  # keep the text while its box is hidden
-        st.text_area("Prompt", key="prompt", height=110, max_chars=PAGE_PROMPT_CHARS,
-                     placeholder="Empty: start from a new line")
+        st.text_area(_("Prompt"), key="prompt", height=110, max_chars=PAGE_PROMPT_CHARS,
+                     placeholder=_("Empty: start from a new line"))
     row = st.container(horizontal=True, vertical_alignment="center", gap="medium")  # each as wide as its label
     clicked = False
     if not st.session_state["step_mode"] and not colouring:  # the other modes need no Generate button
-        clicked = row.button("Generate", key="generate", type="primary", width=160)
-    row.toggle("Step mode", key="step_mode", on_change=only_one, args=("step_mode",),
-               help="See the next-token distribution before and after each knob.")
-    row.toggle("Colour any text", key="colour_mode", on_change=only_one, args=("colour_mode",),
-               help="Paste a text and see the rank the model gives each of its tokens.")
+        clicked = row.button(_("Generate"), key="generate", type="primary", width=160)
+    row.toggle(_("Step mode"), key="step_mode", on_change=only_one, args=("step_mode",),
+               help=_("See the next-token distribution before and after each knob."))
+    row.toggle(_("Colour any text"), key="colour_mode", on_change=only_one, args=("colour_mode",),
+               help=_("Paste a text and see the rank the model gives each of its tokens."))
     write_query(["model", "prompt", "step_mode", "colour_mode", *SAMPLING_KEYS, *(["pg_text"] if colouring else [])])
     loaded = get_model(st.session_state["model"])
     if loaded is None or settings is None:
@@ -222,8 +228,8 @@ def main() -> None:
         show_error(exc)
         return
     if replaced:
-        st.warning(md_literal(f"{loaded.name} has never seen these characters, so it reads them as 'unknown': "
-                              + " ".join(repr(c) for c in replaced)))
+        st.warning(md_literal(_("{model} has never seen these characters, so it reads them as 'unknown': {chars}")
+                              .format(model=loaded.name, chars=" ".join(repr(c) for c in replaced))))
     if colouring:
         colour_view(loaded, prompt)
         return
@@ -237,7 +243,7 @@ def main() -> None:
     if result:
         show_result(result, fresh=clicked, key=key)
     else:
-        st.info("Press **Generate** to let the model write.")
+        st.info(_("Press **Generate** to let the model write."))
 
 
 main()

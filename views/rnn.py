@@ -10,6 +10,7 @@ import streamlit as st
 from lm.models import families_for_page
 from lm import viz
 from lm.inspect import FEATURES, MAX_TEXT_CHARS, SIGMOID_STATES, feature_units, gate_saturation
+from ui.i18n import _, option_labels
 from ui.loaders import available_models, get_inspection, get_model, inspection
 from ui.state import init_from_query, write_query
 from ui.texts import bound_text, first_text, follow_model, keep_valid, pick_model, plain_caption
@@ -38,7 +39,7 @@ def saturation(model_name: str, text: str, layer: int):
 
 
 def jump_label(match) -> str:
-    return f"{match.feature}: unit {match.unit} (r = {match.r:+.2f})"
+    return _("{feature}: unit {unit} (r = {r:+.2f})").format(feature=_(match.feature), unit=match.unit, r=match.r)
 
 
 def jump_to_unit(found) -> None:
@@ -55,25 +56,26 @@ def unit_view(name: str, text: str, layer: int, state: str, units: int, found) -
     """One unit on the text: a fragment, so sliding through the units re-runs only this part (the big
     heatmap above is not redrawn)."""
     ins = inspection(name, text)
-    st.slider("Unit", 0, units - 1, key="rnn_unit", help="Slide through the units (the rows of the heatmap).")
+    st.slider(_("Unit"), 0, units - 1, key="rnn_unit", help=_("Slide through the units (the rows of the heatmap)."))
     write_query(["rnn_unit"])
     unit = st.session_state["rnn_unit"]
     values = ins.trace.states[state][layer][:, unit]  # [T]
-    st.subheader(f"Unit {unit} on the text")
+    st.subheader(_("Unit {unit} on the text").format(unit=unit))
     follows = [m for m in found if m.unit == unit]
     if follows:
         best = max(follows, key=lambda m: abs(m.r))
-        st.caption(f"On this text, unit {unit} follows the feature \"{best.feature}\" (correlation r = "
-                   f"{best.r:+.2f}): {FEATURES[best.feature]}.")
+        st.caption(_("On this text, unit {unit} follows the feature \"{feature}\" (correlation r = {r:+.2f}): "
+                     "{meaning}.").format(unit=unit, feature=_(best.feature), r=best.r,
+                                          meaning=_(FEATURES[best.feature])))
     st.markdown(viz.unit_text_html(ins.pieces, values, state, unit), unsafe_allow_html=True)
-    st.caption("Red = positive, blue = negative (gates: orange = open). Hover a token for the exact value.")
+    st.caption(_("Red = positive, blue = negative (gates: orange = open). Hover a token for the exact value."))
     st.plotly_chart(viz.unit_line(values, ins.tokens, unit, state), key="rnn_unit_line", width="stretch", theme=None)
 
 
 def main() -> None:
-    st.title("Memory inside a recurrent network")
+    st.title(_("Memory inside a recurrent network"))
     info = pick_model(available_models(families=families_for_page("rnn")), "rnn_model", ("rnn",),
-                      empty="No RNN, GRU or LSTM models yet — train one on the Train page.")
+                      empty=_("No RNN, GRU or LSTM models yet — train one on the Train page."))
     if info is None:
         return
     name = info.name
@@ -83,10 +85,10 @@ def main() -> None:
     note = follow_model("rnn_text", name, *first_text(name, TEXTS, info.corpus))
     init_from_query({"rnn_layer": 0})
     if bound_text("rnn_text", MAX_TEXT_CHARS):
-        st.caption(f"The text was cut to its first {MAX_TEXT_CHARS:,} characters.")
-    st.caption("A recurrent network reads one token at a time and carries a vector of numbers (its memory) to "
-               "the next step. Each row below is one unit of that memory; each column one step of the text.")
-    st.text_area("Text", key="rnn_text", height=120, max_chars=MAX_TEXT_CHARS)
+        st.caption(_("The text was cut to its first {chars:,} characters.").format(chars=MAX_TEXT_CHARS))
+    st.caption(_("A recurrent network reads one token at a time and carries a vector of numbers (its memory) to "
+                 "the next step. Each row below is one unit of that memory; each column one step of the text."))
+    st.text_area(_("Text"), key="rnn_text", height=120, max_chars=MAX_TEXT_CHARS)
     text = st.session_state["rnn_text"]
     ins = get_inspection(name, text)
     if ins is None:
@@ -96,7 +98,7 @@ def main() -> None:
         st.caption(note)
     states = ins.trace.states  # name -> [layers, T, units]
     names = list(states)
-    layers, _, units = states[names[0]].shape
+    layers, _steps, units = states[names[0]].shape
     clamp_state({"rnn_layer": (0, layers - 1)})
     keep_valid("rnn_layer", range(layers), 0)  # not a number at all: a crafted message can send any string
     init_from_query({"rnn_state": "cell" if "cell" in states else "hidden"}, allowed={"rnn_state": names})
@@ -107,26 +109,29 @@ def main() -> None:
         st.session_state["rnn_unit"] = 0
     clamp_state({"rnn_unit": (0, units - 1)})
     cols = st.columns([1, 2, 4])
-    cols[0].selectbox("Layer", range(layers), key="rnn_layer")
-    cols[1].selectbox("Show", names, key="rnn_state", format_func=lambda n: viz.STATE_LABELS.get(n, n))
-    cols[2].selectbox("Jump to a unit that follows…", [jump_label(m) for m in found],
+    cols[0].selectbox(_("Layer"), range(layers), key="rnn_layer")
+    cols[1].selectbox(_("Show"), names, key="rnn_state",
+                      format_func=option_labels(names, lambda n: _(viz.STATE_LABELS.get(n, n))))
+    cols[2].selectbox(_("Jump to a unit that follows…"), [jump_label(m) for m in found],
                       index=None, key="rnn_jump", on_change=jump_to_unit, args=(found,),
-                      placeholder="pick a text feature",
-                      help="Units whose value correlates best with simple features of this text.")
+                      placeholder=_("pick a text feature"),
+                      help=_("Units whose value correlates best with simple features of this text."))
     write_query(["rnn_model", "rnn_text", "rnn_layer", "rnn_state"])
     layer, state = st.session_state["rnn_layer"], st.session_state["rnn_state"]
     st.plotly_chart(viz.state_heatmap(states[state][layer], ins.tokens, state,
-                                      title=f"{viz.STATE_LABELS.get(state, state)}, layer {layer}: every unit over time"),
+                                      title=_("{state}, layer {layer}: every unit over time").format(
+                                          state=_(viz.STATE_LABELS.get(state, state)), layer=layer)),
                     key="rnn_heatmap", width="stretch", theme=None)
     unit_view(name, text, layer, state, units, found)
-    with st.expander("Units that best follow simple text features", expanded=False):
-        st.dataframe([{"feature": m.feature, "unit": m.unit, "correlation r": round(m.r, 3)} for m in found],
-                     key="rnn_matches", hide_index=True)
-        st.caption("Correlation over this text only: type a longer or different text to test a hunch.")
+    with st.expander(_("Units that best follow simple text features"), expanded=False):
+        st.dataframe([{_("feature"): _(m.feature), _("unit"): m.unit, _("correlation r"): round(m.r, 3)}
+                      for m in found], key="rnn_matches", hide_index=True)
+        st.caption(_("Correlation over this text only: type a longer or different text to test a hunch."))
     if any(n in SIGMOID_STATES for n in names):
-        st.subheader("Gate saturation")
-        st.caption("For every unit of each gate: the share of steps it spent almost fully open (> 0.9) or almost "
-                   "shut (< 0.1). Units near 1 act like switches; a forget gate stuck open keeps a memory for long.")
+        st.subheader(_("Gate saturation"))
+        st.caption(_("For every unit of each gate: the share of steps it spent almost fully open (> 0.9) or almost "
+                     "shut (< 0.1). Units near 1 act like switches; a forget gate stuck open keeps a memory for "
+                     "long."))
         st.plotly_chart(saturation(name, text, layer), key="rnn_saturation", width="stretch", theme=None)
 
 
