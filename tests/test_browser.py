@@ -5,8 +5,8 @@ exception or cuts off a metric, a label or a table, and takes a screenshot of ea
 generates text, uploads a small corpus, trains a tiny model to completion and finds it in the Playground's
 model picker; and opens a shared link as a fresh server's very first request.
 
-Screenshots go to a temporary folder, or to $LM_SCREENSHOTS when set: `python tools/screenshots.py` sets it to
-docs/screenshots/ to refresh the committed ones (a test run leaves the checkout as it found it).
+Screenshots of the tiny test zoo go to a temporary folder, or to $LM_SCREENSHOTS when set, so a test run leaves
+the checkout as it found it; the committed ones (the shipped zoo) are refreshed by `python tools/screenshots.py`.
 
 Locally the test is skipped (with a message) when /usr/bin/chromium is missing; under CI (env CI=true) a
 missing browser is a failure. The server runs in its own process group and is always killed.
@@ -60,7 +60,7 @@ def page(browser):
 
 @pytest.fixture(scope="module")
 def screenshots(tmp_path_factory) -> Path:
-    """Where this run's screenshots go: $LM_SCREENSHOTS (tools/screenshots.py), else a temporary folder."""
+    """Where this run's screenshots go: $LM_SCREENSHOTS, else a temporary folder."""
     return Path(os.environ.get(SCREENSHOTS_ENV) or tmp_path_factory.mktemp("screenshots"))
 
 
