@@ -11,7 +11,11 @@ as JSON to `$LM_PLAYGROUND_HOME/jobs/<id>.json` (throttled, atomically), so:
   "interrupted"; it is *resumable* when `lm.train.loop` left a resume state beside the checkpoint.
 
 At most `max_concurrent` trainings run at once (env `LM_MAX_TRAININGS`, default 1: the app shares a few
-CPU cores with everyone generating text); `submit` refuses more with a one-line `LMError`.
+CPU cores with everyone generating text); `submit` refuses more with a one-line `LMError`, or, with
+`queue=True` (races: lm/app/races.py), records the run as "queued" and starts it when a slot frees, oldest
+first. A running job can be paused, unpaused, or run to its next evaluation and paused again (`pause`,
+`unpause`, `step_eval`; the worker's stdin commands, lm/app/worker.py). Its record's history keeps, besides
+the losses, `clock` ([step, tokens seen, seconds trained]) and `samples` ([step, text]) as the run reports them.
 
 Uploaded corpora are validated with `lm.data.corpus.corpus_from_bytes` and kept under `$LM_PLAYGROUND_HOME/
 corpora/` (`save_upload`), so training, resuming and the memorisation meter can read them later.
@@ -20,6 +24,7 @@ corpora/` (`save_upload`), so training, resuming and the memorisation meter can 
 from __future__ import annotations
 
 import copy
+from collections import OrderedDict
 import dataclasses
 import json
 import logging
@@ -38,11 +43,12 @@ from lm.app.uploads import corpora_dir, save_upload, upload_max_bytes  # noqa: F
 from lm.app.records import (  # noqa: F401  ACTIVE, TERMINAL and jobs_dir are read through this module
     ACTIVE, TERMINAL, checked_record, jobs_dir, owner_alive, this_process,
 )
-from lm.app.worker import WorkerHandle
+from lm.app.worker import WorkerHandle, result_summary, settings_from_json, supervise
 from lm.data.textio import write_json_atomic
 from lm.store.registry import clean_stale_staging, delete_model, home_dir, list_models
-from lm.train.budget import check_memory, estimate_run, memory_budget
-from lm.train.settings import TrainEvent, TrainSettings, resolve_settings
+from lm.train.budget import check_memory, estimate_run, memory_budget as default_budget
+from lm.train.control import PauseGate
+from lm.train.settings import TrainSettings, resolve_settings
 
 DEFAULT_MAX_CONCURRENT = 1
 SAVE_EVERY_SECONDS = 1.0  # job records are rewritten at most this often while a run reports progress
@@ -50,12 +56,8 @@ WORKER_NICE = 10  # training yields the CPU to students generating text
 MEMORY_KILL_FACTOR = 1.25  # a worker is stopped when it grows past its budget by this factor (estimates err)
 STOP_GRACE_SECONDS = 15.0  # a cancelled run that has not stopped by then (e.g. still tokenizing) is ended
 WATCH_SECONDS = 0.25
+HISTORY_PARTS = ("train", "valid", "clock", "samples")
 _log = logging.getLogger(__name__)
-
-
-def budget_from_env() -> int:
-    """The memory one training in the app may use (lm.train.budget: a quarter of the machine, at most 8 GB)."""
-    return memory_budget()
 
 
 def max_concurrent_from_env() -> int:
@@ -71,11 +73,6 @@ def max_concurrent_from_env() -> int:
     return value
 
 
-def _settings_from_json(data: dict[str, Any], **changes: Any):
-    names = {f.name for f in dataclasses.fields(TrainSettings)}
-    return TrainSettings(**{k: v for k, v in {**data, **changes}.items() if k in names})
-
-
 class JobManager:
     """Runs training jobs in background threads; every public method is thread-safe and returns copies."""
 
@@ -89,7 +86,8 @@ class JobManager:
         # process (lm/app/worker.py), niced, watched for memory, so it can neither slow nor crash the server
         self._train_fn = train_fn
         self._threads = threads  # torch threads per training (None: leave torch's setting alone)
-        self.memory_budget = memory_budget if memory_budget is not None else budget_from_env()
+        # the memory one training may use (lm.train.budget: a quarter of the machine, at most 8 GB)
+        self.memory_budget = memory_budget if memory_budget is not None else default_budget()
         self.nice = nice
         self.kill_factor = MEMORY_KILL_FACTOR
         self.quotas = quotas if quotas is not None else Quotas.from_env()
@@ -98,6 +96,8 @@ class JobManager:
         self._stops: dict[str, threading.Event] = {}
         self._threads_by_job: dict[str, threading.Thread] = {}
         self._workers: dict[str, WorkerHandle] = {}
+        self._controls: dict[str, Callable[[str], None]] = {}  # job -> send pause / resume / step
+        self._pending: OrderedDict[str, TrainSettings] = OrderedDict()  # queued runs' settings, in order
         self._last_save: dict[str, float] = {}
         self._load()
 
@@ -121,8 +121,7 @@ class JobManager:
             if record.get("status") in ACTIVE:
                 if owner_alive(record.get("owner")):  # a sibling replica sharing this home is training it
                     continue
-                record["status"] = "interrupted"
-                record["message"] = "the server stopped during this run"
+                record.update(status="interrupted", message="the server stopped during this run", paused=False)
                 record["resumable"] = self._has_resume_state(record)
                 self._jobs[record["id"]] = record
                 self._save(record["id"], force=True)
@@ -165,9 +164,12 @@ class JobManager:
             return {r["name"] for r in self._jobs.values() if r["status"] in ACTIVE or r.get("resumable")}
 
     # -- commands ---------------------------------------------------------------------------------
-    def submit(self, settings, *, job_id: str | None = None, owner: str | None = None) -> str:
-        """Start training `settings` (an `lm.train.settings.TrainSettings`) in the background; returns the
-        job id. `owner` (a browser session's token) is the only one besides the teacher who may control it."""
+    def submit(self, settings, *, job_id: str | None = None, owner: str | None = None, queue: bool = False,
+               race: dict[str, Any] | None = None) -> str:
+        """Start training `settings` (an `lm.train.settings.TrainSettings`) in the background; returns the job
+        id. `owner` (a browser session's token) is the only one besides the teacher who may control it. `queue`:
+        over the cap, wait as "queued" instead of being refused. `race`: {"id", "setting", "value"} of the race
+        it is in (lm/app/races.py); a race counts once in a student's quota of trainings at a time."""
         plan = resolve_settings(settings)  # every settings error surfaces here, before a worker starts
         check_memory(estimate_run(settings, plan), self.memory_budget)
         if self.max_concurrent == 0:
@@ -175,7 +177,8 @@ class JobManager:
                           "server trains models")
         with self._lock:
             running = [r for r in self._jobs.values() if r["status"] in ACTIVE]
-            if len(running) >= self.max_concurrent:
+            full = self._occupied() >= self.max_concurrent
+            if full and not queue:
                 names = ", ".join(r["name"] for r in running)
                 raise LMError(f"the server is already training {len(running)} model(s) ({names}); the limit is "
                               f"{self.max_concurrent} at a time — wait for it to finish or cancel it")
@@ -187,30 +190,46 @@ class JobManager:
             if not settings.resume and any(m.name == plan.name for m in list_models()):
                 raise LMError(f"a model named {plan.name!r} already exists; pick another name")
             if not settings.resume:
-                check_training(self.quotas, list(self._jobs.values()), None if owner == TEACHER else owner,
-                               self.home, ACTIVE)
+                others = [r for r in self._jobs.values() if not race or (r.get("race") or {}).get("id") != race["id"]]
+                check_training(self.quotas, others, None if owner == TEACHER else owner, self.home, ACTIVE)
             job_id = job_id or f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
             previous = self._jobs.get(job_id, {})
             record = {
                 "id": job_id, "name": plan.name, "directory": str(plan.directory), "status": "queued",
                 "settings": settings.to_json(), "created": previous.get("created", time.time()),
-                "started": None, "ended": None, "message": "starting", "error": None,
+                "started": None, "ended": None, "error": None,
+                "message": "waiting for a free training slot" if full else "starting",
                 "progress": {"step": 0, "total": plan.steps, "minutes": plan.minutes, "elapsed": 0.0,
                              "phase": "setup", "tokens_per_second": 0.0},
-                "history": previous.get("history", {"train": [], "valid": []}) if settings.resume
-                else {"train": [], "valid": []},
-                "result": None, "resumable": False, "runs": previous.get("runs", 0) + 1,
+                "history": {part: list((previous.get("history") or {}).get(part, [])) if settings.resume else []
+                            for part in HISTORY_PARTS},
+                "result": None, "resumable": False, "runs": previous.get("runs", 0) + 1, "paused": False,
                 "owner": this_process(), "owner_token": owner if owner is not None else previous.get("owner_token"),
+                "race": race if race is not None else previous.get("race"),
             }
             self._jobs[job_id] = record
-            stop = threading.Event()
-            self._stops[job_id] = stop
+            self._stops[job_id] = threading.Event()
             self._save(job_id, force=True)
-            thread = threading.Thread(target=self._run, args=(job_id, settings, stop), daemon=True,
-                                      name=f"lm-train-{job_id}")
-            self._threads_by_job[job_id] = thread
-            thread.start()
+            if full:
+                self._pending[job_id] = settings
+            else:
+                self._start(job_id, settings)
         return job_id
+
+    def _start(self, job_id: str, settings) -> None:
+        thread = threading.Thread(target=self._run, args=(job_id, settings, self._stops[job_id]), daemon=True,
+                                  name=f"lm-train-{job_id}")
+        self._threads_by_job[job_id] = thread
+        thread.start()
+
+    def _start_queued(self) -> None:
+        """Start queued runs, first come first served, while a slot is free (called whenever a run ends)."""
+        with self._lock:
+            while self._pending and self._occupied() < self.max_concurrent:
+                self._start(*self._pending.popitem(last=False))
+
+    def _occupied(self) -> int:  # training slots in use: active runs, queued ones left out
+        return sum(1 for r in self._jobs.values() if r["status"] in ACTIVE and r["id"] not in self._pending)
 
     def may_control(self, record: dict[str, Any], by: str | None) -> bool:
         """Whether `by` (a session token; None: the library's own caller, the CLI or a test; TEACHER: the
@@ -235,7 +254,7 @@ class JobManager:
                 raise LMError(f"{record['name']} is still training")
             if not self._has_resume_state(record):
                 raise LMError(f"{record['name']} has no saved state to resume from")
-            settings = _settings_from_json(record["settings"], resume=True, out=record["directory"])
+            settings = settings_from_json(record["settings"], resume=True, out=record["directory"])
         return self.submit(settings, job_id=job_id, owner=record.get("owner_token"))
 
     def cancel(self, job_id: str, by: str | None = None) -> bool:
@@ -245,8 +264,37 @@ class JobManager:
             if record is None or record["status"] not in ACTIVE:
                 return False
             self._check_control(record, by)
+            if self._pending.pop(job_id, None) is not None:
+                self._end(job_id, "cancelled", message="cancelled before it started")
+                return True
             self._stops[job_id].set()
             record["message"] = "stopping…"
+            self._save(job_id, force=True)
+            return True
+
+    def pause(self, job_id: str, by: str | None = None) -> bool:
+        """Hold a running run between two steps (its clock stops too); False when it is not running."""
+        return self._command(job_id, by, "pause", "pausing…")
+
+    def unpause(self, job_id: str, by: str | None = None) -> bool:
+        """Let a paused run go on."""
+        return self._command(job_id, by, "resume", "going on…")
+
+    def step_eval(self, job_id: str, by: str | None = None) -> bool:
+        """Run a (paused or running) run to its next evaluation, then pause it there."""
+        return self._command(job_id, by, "step", "running to the next evaluation…")
+
+    def _command(self, job_id: str, by: str | None, command: str, message: str) -> bool:
+        with self._lock:
+            record = self._jobs.get(job_id)
+            if record is None:
+                raise LMError(f"no training job {job_id!r}")
+            self._check_control(record, by)
+            send = self._controls.get(job_id)
+            if record["status"] != "running" or send is None:
+                return False  # queued, finished, or still starting its worker
+            send(command)
+            record["message"] = message
             self._save(job_id, force=True)
             return True
 
@@ -282,11 +330,12 @@ class JobManager:
         settings = dataclasses.replace(settings, save_minutes=min(settings.save_minutes, 1.0),
                                        threads=settings.threads or self._threads)
         with self._lock:
-            record = self._jobs[job_id]
-            record.update(status="running", started=time.time(), message="starting")
+            self._jobs[job_id].update(status="running", started=time.time(), message="starting")
             self._save(job_id, force=True)
         if self._train_fn is not None:
-            self._run_in_thread(job_id, dataclasses.replace(settings, should_stop=stop))
+            gate = PauseGate()
+            self._controls[job_id] = gate.send
+            self._run_in_thread(job_id, dataclasses.replace(settings, should_stop=stop, control=gate))
         else:
             self._run_in_worker(job_id, settings, stop)
 
@@ -299,64 +348,24 @@ class JobManager:
             traceback.print_exc()  # the server log keeps the details; the page shows one line
             self._end(job_id, "failed", error=f"training crashed: {exc.__class__.__name__}: {str(exc)[:200]}")
         else:
-            metrics = dict(getattr(result, "metrics", {}) or {})
-            self._finish(job_id, {"path": str(result.path) if result.path else None, "steps": result.steps,
-                                  "seconds": round(result.seconds, 2), "stopped": result.stopped,
-                                  "valid_bits_per_char": metrics.get("valid_bits_per_char")})
+            self._finish(job_id, result_summary(result))
 
     def _run_in_worker(self, job_id: str, settings, stop: threading.Event) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         handle = WorkerHandle(settings, nice=self.nice, memory_budget=self.memory_budget,
                               log_path=self.dir / f"{job_id}.log")
-        seen = {"peak": 0, "over": False, "forced": False}
         with self._lock:
             self._workers[job_id] = handle
-
-        def watch() -> None:  # memory, cancellation and its grace period, while the worker lives
-            asked = None
-            while handle.process.poll() is None:
-                rss = handle.rss() or 0
-                seen["peak"] = max(seen["peak"], rss)
-                if self.memory_budget and rss > self.memory_budget * self.kill_factor:
-                    seen["over"] = True
-                    handle.kill()
-                elif stop.is_set() and asked is None:
-                    handle.stop()
-                    asked = time.monotonic()
-                elif asked is not None and time.monotonic() - asked > STOP_GRACE_SECONDS:
-                    seen["forced"] = True  # e.g. still tokenizing: nothing to save yet
-                    handle.kill()
-                time.sleep(WATCH_SECONDS)
-
-        watcher = threading.Thread(target=watch, daemon=True, name=f"lm-watch-{job_id}")
-        watcher.start()
-        result = error = None
-        for message in handle.messages():
-            if "event" in message:
-                self._on_event(job_id, TrainEvent(**message["event"]))
-            elif "result" in message:
-                result = message["result"]
-            elif "error" in message:
-                error = str(message["error"])
-        code = handle.wait()
-        watcher.join()
+            self._controls[job_id] = handle.send
+        outcome = supervise(handle, lambda event: self._on_event(job_id, event), stop, self.memory_budget,
+                            self.kill_factor, STOP_GRACE_SECONDS, WATCH_SECONDS)
         with self._lock:
             self._workers.pop(job_id, None)
-        if seen["over"]:
-            self._end(job_id, "failed", killed_for_memory=True,
-                      error=f"stopped: the training grew to {seen['peak'] / 2**30:.1f} GB of memory, over this "
-                            f"server's limit of {self.memory_budget / 2**30:.1f} GB; choose a smaller size, batch "
-                            "or context")
-        elif seen["forced"]:
-            self._end(job_id, "cancelled", message="cancelled before the first step")
-        elif error is not None:
-            self._end(job_id, "failed", error=error)
-        elif result is not None:
-            self._finish(job_id, result)
+        status, details = outcome.ending(self.memory_budget, f"{job_id}.log")
+        if status == "result":
+            self._finish(job_id, outcome.result)
         else:
-            how = f"was killed by signal {-code}" if code < 0 else f"ended with exit code {code}"
-            hint = " (perhaps the machine ran out of memory)" if code == -9 else ""
-            self._end(job_id, "failed", error=f"the training process {how}{hint}; see {job_id}.log in the jobs folder")
+            self._end(job_id, status, **details)
 
     def _finish(self, job_id: str, summary: dict[str, Any]) -> None:
         stopped = bool(summary.pop("stopped", False))
@@ -379,6 +388,13 @@ class JobManager:
                 point = [event.step, round(float(event.valid_loss), 5), event.valid_bits_per_char]
                 if not history["valid"] or history["valid"][-1][:2] != point[:2]:
                     history["valid"].append(point)
+            if event.phase in ("train", "eval") and event.tokens_seen is not None:
+                if not history["clock"] or history["clock"][-1][0] != event.step:
+                    history["clock"].append([event.step, int(event.tokens_seen), round(float(event.elapsed), 3)])
+            if event.sample is not None:
+                history["samples"].append([event.step, str(event.sample)])
+            if event.phase in ("pause", "resume"):
+                record["paused"] = event.phase == "pause"
             self._save(job_id, force=event.phase in ("done", "save"))
             return self._stops[job_id].is_set()
 
@@ -389,7 +405,10 @@ class JobManager:
             record.update(status=status, ended=time.time(), error=error, result=result,
                           message=message or error or status, killed_for_memory=killed_for_memory)
             record["resumable"] = status != "finished" and not killed_for_memory and self._has_resume_state(record)
+            record["paused"] = False
+            self._controls.pop(job_id, None)
             self._save(job_id, force=True)
+            self._start_queued()
 
 
 _managers: dict[Path, JobManager] = {}

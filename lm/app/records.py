@@ -60,9 +60,11 @@ def checked_record(record: Any) -> dict[str, Any] | None:
         return None
     number = (int, float)
     defaults = {"created": 0.0, "started": None, "ended": None, "message": "", "error": None, "result": None,
-                "resumable": False, "runs": 0, "settings": {}, "directory": "", "owner": None, "owner_token": None}
+                "resumable": False, "runs": 0, "settings": {}, "directory": "", "owner": None, "owner_token": None,
+                "paused": False, "race": None}
     kinds = {"created": number, "started": number, "ended": number, "message": str, "error": str, "result": dict,
-             "resumable": bool, "runs": int, "settings": dict, "directory": str, "owner": dict, "owner_token": str}
+             "resumable": bool, "runs": int, "settings": dict, "directory": str, "owner": dict, "owner_token": str,
+             "paused": bool, "race": dict}
     for key, default in defaults.items():
         if not isinstance(record.get(key), kinds[key]):
             record[key] = default
@@ -72,5 +74,8 @@ def checked_record(record: Any) -> dict[str, Any] | None:
     history = record.get("history") if isinstance(record.get("history"), dict) else {}
     record["history"] = {part: [p for p in history.get(part, []) if isinstance(p, list) and len(p) >= 2
                                 and all(isinstance(v, number) or v is None for v in p)]
-                         if isinstance(history.get(part), list) else [] for part in ("train", "valid")}
+                         if isinstance(history.get(part), list) else [] for part in ("train", "valid", "clock")}
+    samples = history.get("samples") if isinstance(history.get("samples"), list) else []  # [step, text]
+    record["history"]["samples"] = [p for p in samples if isinstance(p, list) and len(p) == 2
+                                    and isinstance(p[0], int) and isinstance(p[1], str)]
     return record

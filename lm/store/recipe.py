@@ -26,7 +26,7 @@ def count_ngram(recipe: dict[str, Any], tokenizer_path: Path | None = None):
     """
     started = time.perf_counter()
     corpus = load_corpus(recipe.get("corpus", "shakespeare"), max_chars=recipe.get("max_chars"))
-    split = corpus.split()
+    split = corpus.split(test_every=recipe.get("test_every"))  # zoo recipes: two parts, as they were counted
     if tokenizer_path is not None:
         tokenizer = Tokenizer.load(tokenizer_path)
     else:

@@ -21,38 +21,41 @@ background jobs; other code drawing from the global RNG meanwhile would break bi
 Resume state (`<checkpoint>.resume/`, written atomically every `save_every` steps, every few minutes, and
 when a run is stopped) holds the model, the best model so far and the optimizer state as safetensors, and
 every scalar (step, counters, optimizer hyper-parameters, loss history) as JSON. No pickle.
+
+The history (config.json's `training.history`, and every event) says, besides the losses, how many tokens
+the run had seen and how many seconds it had trained at each point (`clock`: [step, tokens, seconds], the
+races' other time axes) and what the model wrote at each evaluation (`samples`: [step, text], from
+`sample_prompt` with the run's seed; step 0 is the untrained model). `settings.control` (a PauseGate)
+pauses the run between two steps; paused time is not training time. With `init_from` the run starts from
+that model's weights and tokenizer, and config.json's `metrics.adaptation` says what it gained and forgot.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import shutil
-import threading
 import time
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 
-from lm.data.corpus import load_corpus
-from lm.data.tokenizer import make_tokenizer
 from lm.errors import LMError
 from lm.models import FAMILIES, build_model, family_classes
 from lm.run.metrics import held_out_metrics
 from lm.store.checkpoint import save_checkpoint
+from lm.store.registry import load_model
+from lm.train.adapt import adapt_ngram
+from lm.train.base import read_base
 from lm.train.budget import check_memory, estimate_run
+from lm.train.data import full_batch_starts, held_out_loss, load_data
 from lm.train.ngram import train_ngram
-from lm.train.schedule import DistInfo, init_distributed, train_device, lr_at, sample_starts
+from lm.train.optim import optimizer_for
+from lm.train.schedule import DistInfo, init_distributed, train_device, lr_at, sample_starts, write_checksum
+from lm.train.scoring import adaptation_report, sample_text, score_test_split
 from lm.train.settings import Callback, TrainEvent, TrainResult, TrainSettings, _Plan, emit, resolve_settings
-from lm.train.state import _load_into, _read_resume, _save_resume, _unflatten_optimizer, resume_dir_for
-
-_GLOBAL_RNG_LOCK = threading.Lock()  # held while a run's forward pass uses the (forked, seeded) global RNG
-CHECKSUM_ENV = "LM_TRAIN_CHECKSUM_DIR"  # tests: each rank writes its final parameter checksum here
-
+from lm.train.state import _load_into, _read_resume, _save_resume, resume_dir_for
+from lm.train.step import GLOBAL_RNG_LOCK, forward_backward, use_bf16
 
 def _stop_requested(settings: TrainSettings) -> bool:
     flag = settings.should_stop
@@ -68,13 +71,15 @@ def train(settings: TrainSettings, callback: Callback | None = None, *, memory_b
     plan = resolve_settings(settings)
     check_memory(estimate_run(settings, plan), memory_budget)
     if not FAMILIES[plan.family].gradient:
-        return train_ngram(settings, plan, callback)
+        return (adapt_ngram if settings.init_from else train_ngram)(settings, plan, callback)
     previous_threads = torch.get_num_threads()
     if settings.threads is not None:
         torch.set_num_threads(settings.threads)
     world = int(os.environ.get("WORLD_SIZE", "1") or 1)
     device = train_device(settings.device, world)
     dist_info = init_distributed(device)
+    if plan.full_batch and dist_info.enabled:
+        raise LMError("batch gradient descent (batch_size 'full') runs in one process, not under torchrun")
     try:
         return _Run(settings, plan, device, dist_info, callback).run()
     finally:
@@ -93,6 +98,7 @@ class _Run:
                  callback: Callback | None):
         self.s, self.plan, self.device, self.dist, self.callback = settings, plan, device, dist_info, callback
         self.resume_dir = resume_dir_for(plan.directory)
+        self.bf16 = use_bf16(settings.precision, device)  # lm/train/step.py
 
     # -- setup ------------------------------------------------------------------------------------------
     def _event(self, phase: str, **kw) -> bool:
@@ -101,43 +107,28 @@ class _Run:
         base = dict(step=getattr(self, "step", 0), total=self.plan.steps, train_loss=None,
                     valid_loss=getattr(self, "last_valid", None), lr=getattr(self, "lr", 0.0),
                     tokens_per_second=0.0, elapsed=self._elapsed() if hasattr(self, "t0") else 0.0, phase=phase,
-                    valid_bits_per_char=getattr(self, "last_valid_bpc", None))
+                    valid_bits_per_char=getattr(self, "last_valid_bpc", None),
+                    tokens_seen=getattr(self, "tokens_seen", None))
         base.update(kw)
         return emit(self.callback, TrainEvent(**base))
 
     def _elapsed(self) -> float:
-        return self.elapsed_before + (time.perf_counter() - self.t0)
+        return self.elapsed_before + (time.perf_counter() - self.t0) - self.paused_seconds
 
     def _load_data(self, saved: dict[str, Any] | None) -> None:
-        s = self.s
-        self._event("setup", message=f"loading corpus {s.corpus}")
-        corpus = load_corpus(s.corpus, max_chars=s.max_chars)  # a Path is always a file, a str may be built-in
-        split = corpus.split()
-        if saved is not None:
-            tokenizer = saved["tokenizer_obj"]
-        else:
-            self._event("setup", message=f"building the {s.tokenizer} tokenizer")
-            tokenizer = make_tokenizer(s.tokenizer, corpus.text, split.train.text, s.vocab_size)
-        self._event("setup", message="tokenizing")
-        train_ids = tokenizer.encode(split.train.text)
-        valid_ids = tokenizer.encode(split.valid.text)
-        T = self.plan.context
-        if len(train_ids) < T + 2:
-            raise LMError(f"the corpus's training split has {len(train_ids)} tokens, fewer than the context of "
-                          f"{T} + 2; use a longer text or a smaller --context")
-        if len(valid_ids) < 2:
-            raise LMError("the corpus's held-out split is too short to evaluate on (it needs 2 tokens)")
-        self.corpus, self.split, self.tokenizer = corpus, split, tokenizer
-        self.train_ids = torch.tensor(train_ids, dtype=torch.long, device=self.device)
-        self.n_windows = len(train_ids) - (T + 1) + 1
-        self.offsets = torch.arange(T + 1, device=self.device)
-        # the fixed held-out sample: evenly spaced windows, the same at every evaluation and across resumes
-        t_eval = min(T, len(valid_ids) - 1)
-        n_eval = min(self.s.eval_windows, len(valid_ids) - t_eval)
-        starts = np.linspace(0, len(valid_ids) - t_eval - 1, n_eval).astype(np.int64)
-        valid = torch.tensor(valid_ids, dtype=torch.long)
-        self.eval_windows = torch.stack([valid[a:a + t_eval + 1] for a in starts]).to(self.device)
-        self.valid_tokens_per_char = len(valid_ids) / max(1, len(split.valid.text))
+        self.base = self.base_model = None
+        if self.s.init_from is not None:  # fine-tuning: the base's tokenizer, and its weights when starting
+            self.base = read_base(self.s.init_from)
+            self.base_model = load_model(self.s.init_from)
+        data = load_data(self.s, self.plan, self.device, saved,
+                         self.base_model.tokenizer if self.base_model is not None else None, self._event)
+        self.corpus, self.split, self.tokenizer = data.corpus, data.split, data.tokenizer
+        self.train_ids, self.n_windows, self.offsets = data.train_ids, data.n_windows, data.offsets
+        self.eval_windows, self.valid_tokens_per_char = data.eval_windows, data.valid_tokens_per_char
+        self.full_starts = None
+        if self.plan.full_batch:
+            starts = full_batch_starts(len(self.train_ids), self.plan.context)
+            self.full_starts = torch.from_numpy(starts).to(self.device)
 
     def _build(self, saved: dict[str, Any] | None) -> None:
         config = self.plan.config(self.tokenizer.vocab_size)
@@ -145,27 +136,15 @@ class _Run:
         generator = torch.Generator().manual_seed(self.s.seed)
         # same initial weights on every rank. Module constructors also run PyTorch's default init on the global
         # RNG before `generator` overwrites it: fork it, so that draw cannot shift another run's dropout masks
-        with _GLOBAL_RNG_LOCK, torch.random.fork_rng(devices=[]):
+        with GLOBAL_RNG_LOCK, torch.random.fork_rng(devices=[]):
             model = model_cls(config, generator=generator)
         if saved is not None:
             _load_into(model, saved["model_tensors"], "the resume state's model.safetensors")
+        elif self.base_model is not None:
+            _load_into(model, self.base_model.model.state_tensors(), f"{self.base.name}'s weights")
         self.model = model.to(self.device)
         self.model.train()
-        decay, no_decay = [], []
-        for _, param in self.model.named_parameters():  # tied weights are listed once
-            (decay if param.dim() >= 2 else no_decay).append(param)
-        groups = [{"params": decay, "weight_decay": self.plan.weight_decay},
-                  {"params": no_decay, "weight_decay": 0.0}]
-        if self.s.optimizer == "adamw":
-            fused = {"fused": True} if self.device.type == "cuda" else {}
-            self.optimizer = torch.optim.AdamW(groups, lr=self.plan.lr, betas=(0.9, 0.99), **fused)
-        else:
-            self.optimizer = torch.optim.SGD(groups, lr=self.plan.lr, momentum=0.9)
-        if saved is not None:
-            try:
-                self.optimizer.load_state_dict(_unflatten_optimizer(saved["optimizer_tensors"], saved["optimizer"]))
-            except (ValueError, KeyError, RuntimeError) as exc:
-                raise LMError(f"the resume state's optimizer does not match this run ({exc})") from None
+        self.optimizer = optimizer_for(self.model, self.s.optimizer, self.plan, self.device, saved)
         self.net = self.model
         if self.dist.enabled:
             from torch.nn.parallel import DistributedDataParallel
@@ -177,7 +156,7 @@ class _Run:
         self.step = 0
         self.elapsed_before = 0.0
         self.tokens_seen = 0
-        self.history: dict[str, list] = {"train": [], "valid": []}
+        self.history: dict[str, list] = {"train": [], "valid": [], "clock": [], "samples": []}
         self.best_loss = math.inf
         self.best_step = 0
         self.best_tensors: dict[str, torch.Tensor] | None = None
@@ -186,7 +165,7 @@ class _Run:
             self.step = int(saved["step"])
             self.elapsed_before = float(saved["elapsed"])
             self.tokens_seen = int(saved["tokens_seen"])
-            self.history = saved["history"]
+            self.history = {"clock": [], "samples": [], **saved["history"]}  # (states saved before either)
             self.best_loss = float(saved["best_loss"]) if saved["best_loss"] is not None else math.inf
             self.best_step = int(saved["best_step"])
             self.best_tensors = saved["best_tensors"]
@@ -195,43 +174,10 @@ class _Run:
     # -- pieces of a step -------------------------------------------------------------------------------
     def _batch(self, step: int) -> tuple[torch.Tensor, int]:
         starts, dropout_seed = sample_starts(self.s.seed, self.dist.rank, step, self.n_windows, self.plan.batch_size)
+        if self.full_starts is not None:  # batch gradient descent: every window, every step (lm/train/data.py)
+            return self.train_ids[self.full_starts.unsqueeze(1) + self.offsets], dropout_seed
         index = torch.from_numpy(starts).to(self.device).unsqueeze(1) + self.offsets  # [B, T+1]
         return self.train_ids[index], dropout_seed
-
-    def _forward_backward(self, batch: torch.Tensor, dropout_seed: int) -> torch.Tensor:
-        """Loss of one batch, with its gradients accumulated into the parameters."""
-        inputs, targets = batch[:, :-1], batch[:, 1:]
-
-        def loss_and_grads() -> torch.Tensor:
-            logits = self.net(inputs)
-            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1))
-            loss.backward()
-            return loss
-
-        if self.plan.model_args.get("dropout", 0.0) <= 0:
-            return loss_and_grads()
-        # Dropout draws from the global generator (no generator argument exists): fork it, seed the fork from
-        # this step's stream, and restore the caller's state afterwards. The lock keeps two runs in one
-        # process (the app's background jobs) from seeding each other's steps. The backward pass is inside
-        # too: with it outside, two concurrent dropout runs intermittently drifted apart from a solo run in
-        # their later losses (tests/test_train.py), and stayed equal bit for bit once it was inside.
-        devices = [self.device.index or 0] if self.device.type == "cuda" else []
-        with _GLOBAL_RNG_LOCK, torch.random.fork_rng(devices=devices, device_type=self.device.type):
-            torch.manual_seed(dropout_seed)
-            return loss_and_grads()
-
-    @torch.no_grad()
-    def _evaluate(self) -> float:
-        model = self.model
-        model.eval()
-        total, count = 0.0, 0
-        for chunk in self.eval_windows.split(self.plan.batch_size):
-            logits = model.logits(chunk[:, :-1]).float()
-            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), chunk[:, 1:].reshape(-1), reduction="sum")
-            total += float(loss)
-            count += chunk[:, 1:].numel()
-        model.train()
-        return total / max(1, count)
 
     def _current_lr(self) -> float:
         progress = None
@@ -244,6 +190,7 @@ class _Run:
     def _state_json(self) -> dict[str, Any]:
         return {
             "settings": self.s.to_json(), "plan_steps": self.plan.steps, "step": self.step,
+            "optimizer_name": self.s.optimizer,
             "elapsed": self._elapsed(), "tokens_seen": self.tokens_seen, "history": self.history,
             "best_loss": None if math.isinf(self.best_loss) else self.best_loss, "best_step": self.best_step,
             "last_valid": self.last_valid, "last_valid_bpc": self.last_valid_bpc,
@@ -266,10 +213,11 @@ class _Run:
                 "method": "gradient", "family": self.plan.variant, "settings": self.s.to_json(),
                 "steps": self.step, "planned_steps": self.plan.steps, "finished": finished,
                 "tokens_seen": self.tokens_seen, "seconds": round(self._elapsed(), 2),
-                "device": str(self.device), "world_size": self.dist.world_size,
+                "device": str(self.device), "world_size": self.dist.world_size, "bf16_autocast": self.bf16,
                 "best_step": self.best_step,
                 "best_valid_nats_per_token": None if math.isinf(self.best_loss) else round(self.best_loss, 5),
                 "history": self.history,
+                **({"adapted_from": self.base.name} if self.base is not None else {}),
             },
             "metrics": metrics,
         }
@@ -290,6 +238,12 @@ class _Run:
             self._event("eval", message="scoring the held-out text")
             metrics = held_out_metrics(best.to(self.device), self.tokenizer, self.split.valid.text,
                                        max_chars=self.s.score_chars)
+            metrics.update(score_test_split(best, self.tokenizer, self.split, self.s.score_chars))  # once, here
+            if self.base is not None:
+                self._event("eval", message=f"scoring {self.base.name} before and after fine-tuning")
+                metrics["adaptation"] = adaptation_report(self.base, self.base_model.model.to(self.device), best,
+                                                          self.tokenizer, self.split.valid.text, self.s.score_chars)
+                self.base_model.model.cpu()
             best = best.cpu()
             metrics["valid_nats_per_token_sample"] = None if math.isinf(self.best_loss) else round(self.best_loss, 5)
         else:
@@ -300,15 +254,40 @@ class _Run:
         self.checkpoint_step = self.best_step
 
     def _eval_and_keep_best(self) -> None:
-        loss = self._evaluate()
+        loss = held_out_loss(self.model, self.eval_windows, self.plan.batch_size)
         self.last_valid = round(loss, 5)
         self.last_valid_bpc = round(loss * self.valid_tokens_per_char / math.log(2), 4)
         self.history["valid"].append([self.step, self.last_valid, self.last_valid_bpc])
+        self._clock()
         if loss < self.best_loss:
             self.best_loss, self.best_step = loss, self.step
             self.best_tensors = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_tensors().items()}
         self._event("eval", valid_loss=self.last_valid, valid_bits_per_char=self.last_valid_bpc,
-                    message=f"held-out {self.last_valid:.4f} nats/token")
+                    message=f"held-out {self.last_valid:.4f} nats/token", sample=self._sample())
+
+    def _clock(self) -> None:
+        """Record tokens seen and seconds trained at this step (a race's other x axes)."""
+        point = [self.step, self.tokens_seen, round(self._elapsed(), 3)]
+        if not self.history["clock"] or self.history["clock"][-1][0] != self.step:
+            self.history["clock"].append(point)
+
+    def _sample(self) -> str | None:
+        """What the model writes now, kept in the history (once per step)."""
+        if not self.s.sample_tokens or any(step == self.step for step, _ in self.history["samples"][-1:]):
+            return None
+        text = sample_text(self.model, self.tokenizer, self.s.sample_prompt, self.s.sample_tokens, self.s.seed)
+        self.history["samples"].append([self.step, text])
+        return text
+
+    def _wait_if_paused(self) -> bool:
+        """Hold the run between two steps while its control says so; True when it was paused."""
+        gate = self.s.control
+        if gate is None or not gate.paused:
+            return False
+        self._event("pause", message=f"paused at step {self.step}")
+        self.paused_seconds += gate.wait(self.s.should_stop)
+        self._event("resume", message=f"running from step {self.step}")
+        return True
 
     # -- the loop ---------------------------------------------------------------------------------------
     def run(self) -> TrainResult:
@@ -317,6 +296,9 @@ class _Run:
         if saved is not None:
             if saved["settings"]["family"] != s.family:
                 raise LMError(f"{self.resume_dir.name} holds a {saved['settings']['family']} run, not {s.family}")
+            if saved.get("optimizer_name", s.optimizer) != s.optimizer:  # torch would load it without a word
+                raise LMError(f"{self.resume_dir.name} was trained with {saved['optimizer_name']}, not "
+                              f"{s.optimizer}; resume with the same optimizer")
         self._load_data(saved)
         self._build(saved)
         if saved is not None:
@@ -334,12 +316,17 @@ class _Run:
         self.meta: dict[str, Any] = {}
         self.best_model = None
         self.checkpoint_step = -1
+        self.paused_seconds = 0.0
         self.t0 = time.perf_counter()
         self.last_save_step, self.last_save_time = self.step, self.t0
         self.lr = self._current_lr()
         if saved is not None:
             self._event("setup", message=f"resumed at step {self.step}")
-        tokens_per_step = self.plan.batch_size * self.plan.context * self.dist.world_size
+        elif self.dist.main and self.s.sample_tokens:  # step 0: what the untrained (or base) model writes
+            self._clock()
+            self._event("eval", message="sample at step 0", sample=self._sample())
+        windows = len(self.full_starts) if self.full_starts is not None else self.plan.batch_size
+        tokens_per_step = windows * self.plan.context * self.dist.world_size
         window_t0, window_tokens = time.perf_counter(), 0
         loss_sum = torch.zeros((), device=self.device)
         loss_count = 0
@@ -349,12 +336,16 @@ class _Run:
             if not self.dist.enabled and (asked or _stop_requested(s)):  # alone: act on a request at once
                 stopped = True
                 break
+            if not self.dist.enabled and self._wait_if_paused():
+                window_t0, window_tokens = time.perf_counter(), 0  # the pause is no part of the speed
+                continue  # look at the stop flag again before the next step
             self.lr = self._current_lr()
             for group in self.optimizer.param_groups:
                 group["lr"] = self.lr
             batch, dropout_seed = self._batch(self.step)
             self.optimizer.zero_grad(set_to_none=True)
-            loss = self._forward_backward(batch, dropout_seed)
+            loss = forward_backward(self.net, batch, plan.batch_size, dropout_seed, self.device, bf16=self.bf16,
+                                    dropout=plan.model_args.get("dropout", 0.0) > 0)
             if s.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(params, s.grad_clip)
             self.optimizer.step()
@@ -383,12 +374,15 @@ class _Run:
                 tps = window_tokens / max(1e-9, now - window_t0)
                 window_t0, window_tokens = now, 0
                 self.history["train"].append([self.step, round(mean, 5)])
+                self._clock()
                 # a callback's stop request is acted on at once alone, at the next agreement point in a group
                 asked = self._event("train", train_loss=mean, tokens_per_second=tps, lr=self.lr) or asked
                 time_up = bool(summary[3] > 0)
                 stopped = bool(summary[2] > 0) or (asked and not self.dist.enabled)
             if self.step % plan.eval_every == 0 and self.dist.main and not self._finished_by_steps():
                 self._eval_and_keep_best()
+                if s.control is not None:
+                    s.control.evaluated()  # "run one evaluation interval" ends here
             if stopped or time_up:
                 break
             due = (self.step - self.last_save_step >= plan.save_every
@@ -407,7 +401,7 @@ class _Run:
                 shutil.rmtree(self.resume_dir, ignore_errors=True)
         if (not finished or s.keep_resume_state) and self.step > 0:
             self._save_resume()  # a stopped run continues with resume=True
-        self._write_checksum()
+        write_checksum(self.model, self.history, self.dist.rank, self.dist.world_size, self.step)
         if self.dist.enabled:
             import torch.distributed as dist
 
@@ -423,15 +417,3 @@ class _Run:
     def _maybe_write_intermediate_checkpoint(self) -> None:
         if self.best_tensors is not None and self.best_step != self.checkpoint_step:
             self._write_best_checkpoint(final=False, finished=False)
-
-    def _write_checksum(self) -> None:
-        target = os.environ.get(CHECKSUM_ENV)
-        if not target:
-            return
-        total = sum(float(p.detach().double().sum()) for p in self.model.parameters())
-        last = self.history["train"][-1][1] if self.history["train"] else None
-        first = self.history["train"][0][1] if self.history["train"] else None
-        data = {"rank": self.dist.rank, "world_size": self.dist.world_size, "checksum": total,
-                "first_loss": first, "last_loss": last, "step": self.step}
-        Path(target).mkdir(parents=True, exist_ok=True)
-        (Path(target) / f"rank{self.dist.rank}.json").write_text(json.dumps(data), encoding="utf-8")

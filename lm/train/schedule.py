@@ -1,18 +1,22 @@
 """The parts of a training run that are pure functions of its settings: the learning-rate schedule, the
 per-step batch stream (a function of (seed, rank, step), so a resumed run sees the batches the uninterrupted
-one would have), and joining the data-parallel process group torchrun describes."""
+one would have), and joining the data-parallel process group torchrun describes (and its test checksums)."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from lm.device import pick_device
 from lm.errors import LMError
+
+CHECKSUM_ENV = "LM_TRAIN_CHECKSUM_DIR"  # tests: each rank writes its final parameter checksum here
 
 
 def lr_at(step: int, base: float, warmup: int, total: int, progress: float | None = None) -> float:
@@ -80,3 +84,17 @@ def train_device(preference: str, dist_info_world: int) -> torch.device:
     if device.type == "cuda" and dist_info_world > 1 and device.index is None:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     return device
+
+
+def write_checksum(model, history: dict, rank: int, world_size: int, step: int) -> None:
+    """Tests of data-parallel runs: each rank's final parameter sum and losses, into $LM_TRAIN_CHECKSUM_DIR."""
+    target = os.environ.get(CHECKSUM_ENV)
+    if not target:
+        return
+    total = sum(float(p.detach().double().sum()) for p in model.parameters())
+    last = history["train"][-1][1] if history["train"] else None
+    first = history["train"][0][1] if history["train"] else None
+    data = {"rank": rank, "world_size": world_size, "checksum": total, "first_loss": first, "last_loss": last,
+            "step": step}
+    Path(target).mkdir(parents=True, exist_ok=True)
+    (Path(target) / f"rank{rank}.json").write_text(json.dumps(data), encoding="utf-8")

@@ -1,7 +1,8 @@
 """Training settings: the presets, the allowed choices, `TrainSettings` / `TrainEvent` / `TrainResult`, and
 `resolve_settings`, which checks every setting and fills in the preset's defaults before any work is done.
 
-`lm.train.loop` re-exports every public name here; import them from there.
+The one-line help of every setting is `KNOBS` (lm/train/knobs.py): the CLI's `train` options and the Train
+page are both built by looping over it. `OPTIMIZERS` says what each optimizer choice is in `torch.optim`.
 """
 
 from __future__ import annotations
@@ -19,10 +20,35 @@ from lm.data.tokenizer import MAX_BPE_VOCAB, MIN_BPE_VOCAB, TOKENIZER_KINDS
 from lm.errors import LMError
 from lm.models import FAMILIES, SIZES, VARIANTS, family_classes, spec_for_variant
 from lm.store.registry import user_models_dir, validate_name
+from lm.train.base import BaseModel, base_options, read_base
 
 FAMILY_CHOICES = tuple(VARIANTS)  # what `family` accepts: a family or one of its variants (lstm, gru, ...)
 PRESET_CHOICES = SIZES
-OPTIMIZER_CHOICES = ("adamw", "sgd")
+PRECISION_CHOICES = ("auto", "fp32", "bf16")  # what lm/train/step.py does with each: its docstring
+FULL_BATCH = "full"  # batch_size for batch gradient descent: every training window in every step
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimizerSpec:
+    """One optimizer choice: the `torch.optim` class and its defaults (None: the preset's lr / not used)."""
+
+    torch_class: str  # a class of torch.optim
+    label: str
+    lr: float | None  # default peak learning rate; None: the preset's (tuned for Adam-like optimizers)
+    momentum: float | None  # default momentum (Adam/AdamW: beta1); None: the optimizer has none
+    decays: bool  # weight decay on by default (the project's AdamW / SGD recipes); else 0 unless asked
+
+
+# The lesson's optimizers, all from torch.optim. SGD keeps the project's momentum 0.9 (momentum 0 = plain SGD).
+OPTIMIZERS = {
+    "adamw": OptimizerSpec("AdamW", "AdamW (Adam, decoupled weight decay)", None, 0.9, True),
+    "adam": OptimizerSpec("Adam", "Adam", None, 0.9, False),
+    "sgd": OptimizerSpec("SGD", "SGD (momentum 0.9; momentum 0: plain SGD)", 0.3, 0.9, True),
+    "nesterov": OptimizerSpec("SGD", "SGD with Nesterov momentum", 0.3, 0.9, True),
+    "rmsprop": OptimizerSpec("RMSprop", "RMSprop", None, 0.0, False),
+    "adagrad": OptimizerSpec("Adagrad", "Adagrad", 0.05, None, False),
+}
+OPTIMIZER_CHOICES = tuple(OPTIMIZERS)
 SMOOTHING_CHOICES = FAMILIES["ngram"].choices["smoothing"]
 VALID_SCORE_CHARS = 200_000  # held-out characters scored for a checkpoint's recorded metrics
 PRESETS = {name: spec.presets for name, spec in FAMILIES.items()}  # family -> size -> values
@@ -54,10 +80,11 @@ class TrainSettings:
     # optimisation
     steps: int | None = None  # optimizer steps (default: the preset's), or
     minutes: float | None = None  # a wall-clock budget (with both, whichever ends first)
-    batch_size: int | None = None
+    batch_size: int | str | None = None  # windows per step, or "full": batch gradient descent
     lr: float | None = None
-    optimizer: str = "adamw"
-    weight_decay: float | None = None  # AdamW / SGD decay, on weight matrices only
+    optimizer: str = "adamw"  # one of OPTIMIZERS
+    momentum: float | None = None  # SGD / Nesterov / RMSprop momentum, Adam(W)'s beta1 (default: OPTIMIZERS)
+    weight_decay: float | None = None  # on weight matrices only
     warmup: int | None = None  # linear warm-up steps, then cosine decay to 10% of lr
     grad_clip: float = 1.0  # max global gradient norm (0 = off)
     eval_every: int | None = None  # steps between held-out evaluations
@@ -67,15 +94,22 @@ class TrainSettings:
     save_minutes: float = 5.0
     score_chars: int = VALID_SCORE_CHARS  # held-out characters scored for the final recorded metrics
     seed: int = 0
+    test_every: int | None = 10  # hold out every n-th training document as the test split (0 / None: none)
+    sample_tokens: int = 80  # tokens sampled at every evaluation (0 = none)
+    sample_prompt: str = ""  # what the samples continue ("": the start of a line)
+    init_from: str | None = None  # fine-tune this model (a name or a checkpoint directory) on `corpus`
+    adapt_weight: int = 1  # n-gram fine-tuning: the new text's counts count this many times
     threads: int | None = None
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    precision: str = "auto"  # auto (bf16 autocast on a CPU with native bf16) | fp32 | bf16 (lm/train/step.py)
     resume: bool = False  # continue from <checkpoint>.resume if it exists (else start fresh)
     keep_resume_state: bool = False  # keep <checkpoint>.resume after a run that finished
     should_stop: Any = None  # a threading.Event-like object: `.is_set()` true -> stop cleanly
+    control: Any = None  # an lm.train.control.PauseGate: pause, resume, run to the next evaluation
 
     def to_json(self) -> dict[str, Any]:
         """The settings that describe the run (runtime-only fields left out)."""
-        skip = {"should_stop", "threads", "device", "resume", "keep_resume_state", "out"}
+        skip = {"should_stop", "control", "threads", "device", "resume", "keep_resume_state", "out"}
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in skip}
         out["corpus"] = os.fspath(out["corpus"]) if isinstance(out["corpus"], os.PathLike) else out["corpus"]
         return out
@@ -83,7 +117,7 @@ class TrainSettings:
 
 @dataclasses.dataclass
 class TrainEvent:
-    """One progress report. `phase`: setup | train | eval | save | done."""
+    """One progress report. `phase`: setup | train | eval | pause | resume | save | done."""
 
     step: int
     total: int | None  # None when only a time budget bounds the run
@@ -95,6 +129,8 @@ class TrainEvent:
     phase: str
     valid_bits_per_char: float | None = None
     message: str = ""
+    tokens_seen: int | None = None  # training tokens so far (across resumes)
+    sample: str | None = None  # eval: what the model writes now (settings.sample_prompt continued)
 
 
 @dataclasses.dataclass
@@ -152,6 +188,8 @@ class _Plan:
     save_every: int
     context: int
     model_args: dict[str, Any]  # fields of the family's config (no vocab_size yet)
+    full_batch: bool = False  # batch gradient descent: `batch_size` is then the micro-batch of one pass
+    momentum: float | None = None
 
     def config(self, vocab_size: int):
         """The family's config for this plan; its own checks raise a one-line LMError."""
@@ -194,11 +232,22 @@ def resolve_settings(settings: TrainSettings) -> _Plan:
     if s.max_chars is not None:
         _whole("max_chars", s.max_chars, 1)
     _whole("seed", s.seed, 0)
+    if s.test_every not in (None, 0):  # 0 or None: no test split (the zoo's two-part split)
+        _whole("test_every", s.test_every, 2)
+    _whole("sample_tokens", s.sample_tokens, 0)
+    if not isinstance(s.sample_prompt, str):
+        raise LMError("sample_prompt must be text")
+    _whole("adapt_weight", s.adapt_weight, 1)
+    base = read_base(s.init_from) if s.init_from is not None else None
+    if base is not None:
+        _check_base(s, base)
     if s.threads is not None:
         _whole("threads", s.threads, 1)
     from lm.device import pick_device  # torch: this module stays importable without it (CLI choices, pages)
 
     pick_device(s.device)  # an unknown or missing device is a settings error, found before any work
+    if s.precision not in PRECISION_CHOICES:
+        raise LMError(f"unknown precision {s.precision!r} (choose from {', '.join(PRECISION_CHOICES)})")
     preset = spec.presets[s.preset]
 
     def pick(key: str):
@@ -216,11 +265,15 @@ def resolve_settings(settings: TrainSettings) -> _Plan:
 
     steps = None if s.steps is None and s.minutes is not None else _whole("steps", pick("steps"), 1)
     minutes = None if s.minutes is None else _number("minutes", s.minutes, 0.0, strict=True)
-    batch_size = _whole("batch_size", pick("batch_size"), 1)
-    default_lr = 0.3 if s.optimizer == "sgd" else preset["lr"]
+    full_batch = s.batch_size == FULL_BATCH
+    # batch gradient descent passes over every window in micro-batches of the preset's batch size
+    batch_size = _whole("batch_size", preset["batch_size"] if full_batch else pick("batch_size"), 1)
+    optimizer = OPTIMIZERS[s.optimizer]
+    default_lr = preset["lr"] if optimizer.lr is None else optimizer.lr
     lr = _number("lr", default_lr if s.lr is None else s.lr, 0.0, strict=True)
-    default_wd = 0.1 if spec.name == "transformer" else 0.01
+    default_wd = (0.1 if spec.name == "transformer" else 0.01) if optimizer.decays else 0.0
     weight_decay = _number("weight_decay", default_wd if s.weight_decay is None else s.weight_decay)
+    momentum = _momentum(s.optimizer, s.momentum)
     if s.warmup is None:
         warmup = min(200, (steps or 2000) // 10)
     else:
@@ -245,6 +298,51 @@ def resolve_settings(settings: TrainSettings) -> _Plan:
     if "heads" in values and values["width"] % values["heads"]:
         raise LMError(f"width ({values['width']}) must be divisible by heads ({values['heads']})")
     plan = _Plan(s.family, spec.name, name, directory, steps, minutes, batch_size, lr, weight_decay, warmup,
-                 eval_every, save_every, context, spec.config_args(s.family, values))
+                 eval_every, save_every, context, spec.config_args(s.family, values), full_batch, momentum)
     plan.config(2)  # the family's own checks, before any data is loaded
+    if base is not None:
+        _check_base_shape(plan, base)
     return plan
+
+
+def _momentum(optimizer: str, value: Any) -> float | None:
+    default = OPTIMIZERS[optimizer].momentum
+    if default is None:
+        if value is not None:
+            raise LMError(f"{optimizer} has no momentum setting")
+        return None
+    momentum = _number("momentum", default if value is None else value, 0.0, high=1.0)
+    if optimizer == "nesterov" and momentum <= 0:
+        raise LMError("Nesterov momentum must be a number > 0 and < 1")
+    return momentum
+
+
+def _check_base(s: TrainSettings, base: BaseModel) -> None:
+    """A fine-tuning run keeps the base model's family and tokenizer (`fine_tune_settings` fills them in)."""
+    if s.family != base.variant:
+        raise LMError(f"{base.name} is a {base.variant} model; fine-tuning keeps its family (family={base.variant!r})")
+    if s.tokenizer != base.tokenizer or (s.vocab_size is not None and s.vocab_size != base.vocab_size):
+        raise LMError(f"fine-tuning keeps {base.name}'s {base.tokenizer} tokenizer; leave the tokenizer settings "
+                      "out (or give the base's)")
+    if s.batch_size == FULL_BATCH and not FAMILIES[base.model["family"]].gradient:
+        raise LMError("batch_size 'full' applies to gradient training only")
+
+
+def _check_base_shape(plan: _Plan, base: BaseModel) -> None:
+    if plan.family == "ngram":  # an n-gram is counted again, at any order and smoothing
+        return
+    wanted = {k: v for k, v in base.model.items() if k not in ("vocab_size",)}
+    got = plan.config(int(base.vocab_size or 2)).to_dict()
+    option_of = {field: option for option, field in FAMILIES[plan.family].options.items()}
+    differ = sorted(option_of.get(k, k) for k, v in wanted.items() if got.get(k) != v)
+    if differ:
+        raise LMError(f"fine-tuning keeps {base.name}'s shape; these settings differ from it: {', '.join(differ)} "
+                      "(leave the shape settings out)")
+
+
+def fine_tune_settings(init_from: str, **given: Any) -> TrainSettings:
+    """`TrainSettings` for fine-tuning `init_from`: the base's family, tokenizer and shape, then `given`
+    (fields left None are taken from the base, so the CLI and the page can pass what the user typed)."""
+    base = read_base(init_from)
+    chosen = {k: v for k, v in given.items() if v is not None}
+    return TrainSettings(**{**base_options(base), **chosen, "init_from": init_from})
