@@ -122,7 +122,8 @@ def cmd_ngram(args: argparse.Namespace) -> int:
     from lm.train.loop import train  # torch: as above
 
     settings = TrainSettings(family="ngram", corpus=args.corpus, tokenizer=args.tokenizer, vocab_size=args.vocab_size,
-                             order=args.order, smoothing=args.smoothing, name=args.name, out=args.out)
+                             order=args.order, smoothing=args.smoothing, name=args.name, out=args.out,
+                             test_every=0)  # counted as a zoo recipe is (train/valid only): its command reproduces it
     result = train(settings, memory_budget=memory_budget(share=0.8, cap=None))
     name, destination, meta = result.name, result.path, result.meta
     summary = {"name": name, "path": str(destination), **meta["metrics"], "seconds": meta["training"]["seconds"]}
