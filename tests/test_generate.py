@@ -3,6 +3,8 @@ sampling knob as `generate` (the function the app and the CLI call) applies it."
 
 import math
 import threading
+import time
+import types
 
 import pytest
 import torch
@@ -319,3 +321,16 @@ def test_segments_split_a_tokens_text_into_characters_and_markers():
     cut = GeneratedToken(0, 0, 1, "a<0x", "b", 0.5, 1, [], marks=((1, 7),))  # text cut short after the fact
     assert cut.segments() == [("a", False), ("<0x", True)]
     assert GeneratedToken(0, 0, 1, "plain", "p", 0.5, 1, []).segments() == [("plain", False)]
+
+
+def test_collect_stops_at_its_time_budget_and_keeps_what_was_written():
+    from lm.run.generate import collect
+
+    def slow_stream():
+        for i in range(1000):
+            time.sleep(0.01)
+            yield types.SimpleNamespace(sample=0, text="x")
+
+    done = collect(slow_stream(), time_budget=0.1)
+    assert done.timed_out and 5 <= len(done.tokens[0]) < 100 and done.texts[0] == "x" * len(done.tokens[0])
+    assert not collect(iter([types.SimpleNamespace(sample=0, text="y")]), time_budget=10).timed_out

@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from app_fixtures import app_home  # noqa: E402,F401
 from app_server import app_pages, no_exception, nothing_clipped, require_chromium, serve, settle, shoot  # noqa: E402
 from test_browser import browser, page  # noqa: E402,F401  (fixtures: Chromium, a 1280 x 800 tab)
-from test_i18n import NOT_YET_WRAPPED, QUERIES, _chinese  # noqa: E402  (the tiny model each page opens on)
+from test_i18n import QUERIES, _chinese  # noqa: E402  (the tiny model each page opens on)
 
 # What tests/app_server.py does not look at, cut off: a page name in the sidebar's menu, a sidebar label, the chosen
 # option of a select box on the page (a translated model family in a half-width column, say).
@@ -57,7 +57,7 @@ def test_every_page_in_chinese_fits_a_projector(server, page, tmp_path):
     assert len(pages) >= 8
     for file, _title, url_path in pages:
         open_zh(page, server, url_path)
-        if url_path != "home" and file not in NOT_YET_WRAPPED:  # Home's title is the product's name
+        if url_path != "home":  # Home's title is the product's name
             heading = page.locator("[data-testid='stMain'] h1").first.inner_text()
             assert _chinese(heading), f"{url_path}: {heading!r}"
         menu = page.locator("[data-testid='stSidebarNav'] a").all_inner_texts()

@@ -7,6 +7,7 @@ from lm import viz
 from lm.app.gltr import alternatives_at, colour_text
 from lm.app.playground import (PAGE_PROMPT_CHARS, Throttle, check_request, default_prompt, knob_stages, per_second,
                                sample_text, short_number)
+from lm.app.quotas import request_time_budget
 from lm.errors import LMError
 from lm.run.generate import collect, encode_prompt, generate, next_token_stages
 from ui.i18n import _, lazy_gettext, ngettext
@@ -103,7 +104,8 @@ def run_generation(loaded, prompt: str, settings, key) -> bool:
                 slot.markdown(gltr_html(prompt, tokens[i], bins, details=False), unsafe_allow_html=True)
 
     try:
-        done = collect(generate(loaded.model, loaded.tokenizer, prompt, settings), settings.samples, on_token=draw)
+        done = collect(generate(loaded.model, loaded.tokenizer, prompt, settings), settings.samples, on_token=draw,
+                       time_budget=request_time_budget())
     except LMError as exc:
         show_error(exc)
         return False
@@ -111,6 +113,9 @@ def run_generation(loaded, prompt: str, settings, key) -> bool:
               "bins": bins, "vocab": loaded.tokenizer.vocab_size}  # kept: the model may be gone at the next rerun
     st.session_state["pg_result"] = result
     draw_samples(slots, result)
+    if done.timed_out:
+        st.warning(_("Stopped after {seconds:.0f} s, this server's limit for one request (LM_REQUEST_SECONDS).").format(
+            seconds=done.seconds))
     return True
 
 

@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 import numpy as np
 
 from lm.store.checkpoint import LoadedModel
+from lm.app.quotas import request_time_budget
 from lm.errors import LMError
 from lm.models import FAMILIES
 from lm.run.generate import MAX_PROMPT_CHARS, GeneratedToken, collect, encode_prompt, generate
@@ -100,7 +101,8 @@ def generate_column(loaded: LoadedModel, prompt: str, settings: SamplingSettings
     if chars is not None:
         stream = until_chars(stream, chars)
     done = collect(stream, on_token=None if on_token is None else
-                   lambda token, tokens: on_token("".join(t.text for t in tokens[0]), token))
+                   lambda token, tokens: on_token("".join(t.text for t in tokens[0]), token),
+                   time_budget=request_time_budget())
     return ColumnResult(loaded.name, done.texts[0], done.tokens[0], done.seconds, replaced)
 
 

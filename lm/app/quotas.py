@@ -89,6 +89,22 @@ def check_training(quotas: Quotas, records: list[dict[str, Any]], owner: str | N
                       "delete one first")
 
 
+DEFAULT_REQUEST_SECONDS = 30.0
+
+
+def request_time_budget() -> float:
+    """Seconds one generation request may run on the shared server ($LM_REQUEST_SECONDS, default 30): a crafted
+    request cannot hold a core for minutes whatever its token and sample counts."""
+    raw = os.environ.get("LM_REQUEST_SECONDS", "").strip()
+    try:
+        value = float(raw) if raw else DEFAULT_REQUEST_SECONDS
+    except ValueError:
+        raise LMError(f"LM_REQUEST_SECONDS must be a number of seconds, not {raw!r}") from None
+    if not value > 0:
+        raise LMError(f"LM_REQUEST_SECONDS must be positive, not {raw!r}")
+    return value
+
+
 OWNER_SUFFIX = ".owner"
 
 

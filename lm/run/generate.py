@@ -292,24 +292,31 @@ class Collected:
     texts: list[str]
     tokens: list[list[GeneratedToken]]
     seconds: float
+    timed_out: bool = False  # cut by `time_budget` (what was written so far is kept)
 
 
 def collect(stream: Iterable[GeneratedToken], samples: int = 1,
-            on_token: Callable[[GeneratedToken, list[list[GeneratedToken]]], None] | None = None) -> Collected:
+            on_token: Callable[[GeneratedToken, list[list[GeneratedToken]]], None] | None = None,
+            time_budget: float | None = None) -> Collected:
     """Consume a `generate(...)` stream of `samples` samples into texts and tokens per sample.
 
     `on_token(token, tokens)`, when given, runs after each token is collected, with every sample's tokens so
     far (`tokens[token.sample]` ends with `token`), so a view can redraw the text as it grows. `seconds` counts
-    the whole stream, generation and callbacks.
+    the whole stream, generation and callbacks. `time_budget` (seconds): stop there, keeping what was written
+    (a shared server's bound on one request, whatever its token budget says).
     """
     start = time.perf_counter()
     tokens: list[list[GeneratedToken]] = [[] for _ in range(samples)]
+    timed_out = False
     for token in stream:
         tokens[token.sample].append(token)
         if on_token is not None:
             on_token(token, tokens)
+        if time_budget is not None and time.perf_counter() - start > time_budget:
+            timed_out = True
+            break
     seconds = time.perf_counter() - start
-    return Collected(["".join(t.text for t in row) for row in tokens], tokens, seconds)
+    return Collected(["".join(t.text for t in row) for row in tokens], tokens, seconds, timed_out)
 
 
 @torch.inference_mode()
