@@ -19,7 +19,8 @@ from typing import Any, Iterable, Sequence
 import streamlit as st
 
 from lm.inspect import SAMPLE_CHARS, sample_for
-from ui.loaders import cached_model
+from ui.i18n import _
+from ui.loaders import cached_model, get_inspection, get_model
 from ui.state import init_from_query
 from ui.widgets import model_picker
 
@@ -89,3 +90,25 @@ def plain_note(text: str) -> None:
     """An information box with text shown exactly as written (escaped, no Markdown)."""
     if text:
         st.html(f'<div class="lm-plain" style="{_NOTE}">{html.escape(text)}</div>')
+
+
+def model_text_inspection(info, key: str, samples: dict[str, str], intro: str, limit: int):
+    """What the internals pages share: load the picked model, a text that follows it (cut to `limit`, said so),
+    the text box, and the inspection of that text with its notes. (text, Inspection), or None when a step
+    failed and said why."""
+    name = info.name
+    if get_model(name) is None:
+        return None
+    note = follow_model(key, name, *first_text(name, samples, info.corpus))
+    if bound_text(key, limit):
+        st.caption(_("The text was cut to its first {chars:,} characters.").format(chars=limit))
+    st.caption(intro)
+    st.text_area(_("Text"), key=key, height=120, max_chars=limit)
+    text = st.session_state[key]
+    ins = get_inspection(name, text)
+    if ins is None:
+        return None
+    plain_caption(ins.unknown_note)
+    if note:
+        st.caption(note)
+    return text, ins

@@ -14,9 +14,9 @@ from lm import viz
 from lm.inspect import MAX_TEXT_CHARS, describe_head, head_summary, notable_head
 from lm.viz.attention import attention_on_text
 from ui.i18n import _
-from ui.loaders import available_models, get_inspection, get_model, inspection
+from ui.loaders import available_models, inspection
 from ui.state import init_from_query, write_query
-from ui.texts import bound_text, first_text, follow_model, keep_valid, pick_model, plain_caption
+from ui.texts import keep_valid, model_text_inspection, pick_model, plain_caption
 from ui.widgets import clamp_state
 
 TEXTS = {  # a first text per corpus: previous-token, name-matching and punctuation heads, within the context
@@ -88,22 +88,13 @@ def main() -> None:
     if info is None:
         return
     name = info.name
-    loaded = get_model(name)
-    if loaded is None:
+    found = model_text_inspection(
+        info, "att_text", TEXTS, _("Each head of each layer decides how much every earlier token matters for the "
+                                   "current one. Rows: the token doing the looking (query); columns: the tokens it "
+                                   "looks at (keys)."), MAX_TEXT_CHARS)
+    if found is None:
         return
-    note = follow_model("att_text", name, *first_text(name, TEXTS, info.corpus))
-    if bound_text("att_text", MAX_TEXT_CHARS):
-        st.caption(_("The text was cut to its first {chars:,} characters.").format(chars=MAX_TEXT_CHARS))
-    st.caption(_("Each head of each layer decides how much every earlier token matters for the current one. "
-                 "Rows: the token doing the looking (query); columns: the tokens it looks at (keys)."))
-    st.text_area(_("Text"), key="att_text", height=120, max_chars=MAX_TEXT_CHARS)
-    text = st.session_state["att_text"]
-    ins = get_inspection(name, text)
-    if ins is None:
-        return
-    plain_caption(ins.unknown_note)
-    if note:
-        st.caption(note)
+    text, ins = found
     grid, summary_fig = heads_views(name, text)[:2]
     init_from_query({"att_layer": 0, "att_head": 0, "att_token": LAST})
     head_view(name, text)

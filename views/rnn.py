@@ -11,9 +11,9 @@ from lm.models import families_for_page
 from lm import viz
 from lm.inspect import FEATURES, MAX_TEXT_CHARS, SIGMOID_STATES, feature_units, gate_saturation
 from ui.i18n import _, option_labels
-from ui.loaders import available_models, get_inspection, get_model, inspection
+from ui.loaders import available_models, inspection
 from ui.state import init_from_query, write_query
-from ui.texts import bound_text, first_text, follow_model, keep_valid, pick_model, plain_caption
+from ui.texts import keep_valid, model_text_inspection, pick_model
 from ui.widgets import clamp_state
 
 TEXTS = {  # a first text per corpus with line ends, capitals, speaker lines (and quotes where the corpus has them)
@@ -79,23 +79,14 @@ def main() -> None:
     if info is None:
         return
     name = info.name
-    loaded = get_model(name)
-    if loaded is None:
-        return
-    note = follow_model("rnn_text", name, *first_text(name, TEXTS, info.corpus))
     init_from_query({"rnn_layer": 0})
-    if bound_text("rnn_text", MAX_TEXT_CHARS):
-        st.caption(_("The text was cut to its first {chars:,} characters.").format(chars=MAX_TEXT_CHARS))
-    st.caption(_("A recurrent network reads one token at a time and carries a vector of numbers (its memory) to "
-                 "the next step. Each row below is one unit of that memory; each column one step of the text."))
-    st.text_area(_("Text"), key="rnn_text", height=120, max_chars=MAX_TEXT_CHARS)
-    text = st.session_state["rnn_text"]
-    ins = get_inspection(name, text)
-    if ins is None:
+    found = model_text_inspection(
+        info, "rnn_text", TEXTS, _("A recurrent network reads one token at a time and carries a vector of numbers "
+                                   "(its memory) to the next step. Each row below is one unit of that memory; each "
+                                   "column one step of the text."), MAX_TEXT_CHARS)
+    if found is None:
         return
-    plain_caption(ins.unknown_note)
-    if note:
-        st.caption(note)
+    text, ins = found
     states = ins.trace.states  # name -> [layers, T, units]
     names = list(states)
     layers, _steps, units = states[names[0]].shape
