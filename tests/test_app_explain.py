@@ -122,3 +122,10 @@ def test_integrated_gradients_can_be_left_out(app_home):
     ok(at)
     assert len(painted(at)) == 3 + 2  # occlusion for each model, the two continuations
     assert not any("Completeness" in c.value for c in at.caption)
+
+
+def test_the_target_token_of_a_typed_text_never_renders_as_markdown(app_home):
+    at = page(xp_text="to be, or not to be:")  # the last token, the default target, is ":" (as in ":red[...]")
+    ok(at)
+    lines = [c.value for c in at.caption if " · " in c.value]
+    assert lines and all("(\\:)" in line for line in lines), lines  # escaped: shown as typed

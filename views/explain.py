@@ -21,7 +21,7 @@ from lm.store.registry import list_models
 from ui.i18n import _, lazy_gettext, ngettext
 from ui.loaders import available_models, cached_model, get_model
 from ui.state import init_from_query, write_query
-from ui.widgets import clamp_state
+from ui.widgets import clamp_state, md_literal
 
 TEXTS = {  # a first text per corpus where something earlier decides a later token
     "shakespeare": "ROMEO:\nBut soft, what light through yonder window breaks?\nIt is the east, and Juliet is the "
@@ -87,7 +87,7 @@ def occlusion_column(name: str, text: str, position: int, spec: tuple[str, str])
     kind = loaded.model.config.cell.upper() if loaded.family == "rnn" else family_label(loaded.model)
     line = (_("{kind} · token {position} ({target}) · p = {p:.1%} · with the switches below") if any(spec)
             else _("{kind} · token {position} ({target}) · p = {p:.1%}"))
-    st.caption(line.format(kind=kind, position=position, target=target, p=p))
+    st.caption(line.format(kind=kind, position=position, target=md_literal(target), p=p))  # target: user text
     st.markdown(_("**Occlusion** (the token replaced by {token})").format(token=viz.visible(view.neutral)))
     st.markdown(viz.attribution_html(view.pieces, view.occlusion[position, :position], position),
                 unsafe_allow_html=True)
