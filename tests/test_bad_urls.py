@@ -24,7 +24,8 @@ PAGE_KEYS = {
     "tokens": ["tok_text", "tok_models", "tok_corpus", "tok_vocab", "tok_train", "tok_script"],
     "explain": ["xp_models", "xp_text", "xp_pos", "xp_off", "xp_heads", "xp_units", "xp_layer", "xp_head"],
     "train": ["tr_source", "tr_corpus", "tr_tokenizer", "tr_vocab", "tr_family", "tr_preset", "tr_steps",
-              "tr_minutes"],
+              "tr_minutes", "tr_mode", "tr_race_setting", "tr_race_values", "tr_base", "tr_race_axis", "race", "job",
+              "tr_k_lr", "tr_k_optimizer", "tr_k_batch_size", "tr_k_sample_prompt", "tr_k_full_batch"],
 }
 VALUES = {
     "long": "é" * 30_000,

@@ -19,11 +19,18 @@ from typing import Any, Sequence
 
 from lm.errors import LMError
 from lm.store.registry import validate_name
+from lm.train.knobs import KNOBS, parse_batch
 from lm.train.settings import TrainSettings, resolve_settings
 
 RACE_SETTINGS = ("optimizer", "lr", "momentum", "batch_size", "preset", "width", "layers", "context", "dropout",
                  "tokenizer", "family", "weight_decay", "warmup")
 MIN_RUNS, MAX_RUNS = 2, 4
+# What a race of each setting starts with on the Train page: the lesson each one teaches at a glance.
+RACE_EXAMPLES = {"optimizer": "sgd, adam", "lr": "0.0003, 0.003, 0.03", "momentum": "0, 0.9",
+                 "batch_size": "4, 32, full", "preset": "tiny, small", "width": "64, 256", "layers": "1, 3",
+                 "context": "16, 128", "dropout": "0, 0.3", "tokenizer": "char, bpe", "family": "rnn, gru, lstm",
+                 "weight_decay": "0, 0.1", "warmup": "0, 200"}
+_KIND = {knob.name: knob for knob in KNOBS}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,6 +45,27 @@ def run_name(base: str, value: Any) -> str:
     """A model name for one runner: the base name and the value ("race-adamw", "race-0.003")."""
     slug = re.sub(r"[^a-z0-9._-]+", "-", str(value).lower()).strip("-._") or "x"
     return validate_name(f"{base[:63 - min(len(slug), 30)]}-{slug[:30]}")
+
+
+def parse_race_values(setting: str, text: str) -> list[Any]:
+    """A race's values as typed on the page ("sgd, adam", "0.001, 0.01", "8, full"): comma-separated, each
+    read as the setting's kind (lm.train.knobs); a value that is not of that kind is a one-line LMError."""
+    if setting not in RACE_SETTINGS:
+        raise LMError(f"a race varies one of {', '.join(RACE_SETTINGS)}, not {setting!r}")
+    knob = _KIND[setting]
+    read = {"int": int, "float": float, "batch": parse_batch}.get(knob.kind, str)
+    values = []
+    for item in (part.strip() for part in str(text).split(",")):
+        if not item:
+            continue
+        try:
+            value = read(item)
+        except ValueError:
+            raise LMError(f"{item!r} is not a value of {setting} ({knob.help})") from None
+        if knob.choices and value not in knob.choices:
+            raise LMError(f"{item!r} is not one of the {setting} choices: {', '.join(knob.choices)}")
+        values.append(value)
+    return values
 
 
 def race_settings(base: TrainSettings, setting: str, values: Sequence[Any]) -> list[TrainSettings]:
