@@ -9,9 +9,9 @@ import streamlit as st
 
 from lm.models import families_for_page
 from lm import viz
-from lm.inspect import FEATURES, MAX_TEXT_CHARS, SIGMOID_STATES, feature_units, gate_saturation
-from ui.i18n import _, option_labels
-from ui.loaders import available_models, inspection
+from lm.inspect import FEATURES, MAX_TEXT_CHARS, SIGMOID_STATES, compare_cells, feature_units, gate_saturation
+from ui.i18n import N_, _, option_labels
+from ui.loaders import available_models, get_model, inspection
 from ui.state import init_from_query, write_query
 from ui.texts import keep_valid, model_text_inspection, pick_model
 from ui.widgets import clamp_state
@@ -72,9 +72,40 @@ def unit_view(name: str, text: str, layer: int, state: str, units: int, found) -
     st.plotly_chart(viz.unit_line(values, ins.tokens, unit, state), key="rnn_unit_line", width="stretch", theme=None)
 
 
+CELL_NAMES = {"rnn": N_("Elman RNN"), "gru": N_("GRU"), "lstm": N_("LSTM")}
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def cells_on(names: tuple[str, ...], held_out: tuple, text: str):
+    loaded = [get_model(n) for n in names]
+    return compare_cells([m for m in loaded if m is not None],
+                         text, [v for m, v in zip(loaded, held_out) if m is not None])
+
+
+def three_cells(info, models, text: str) -> None:
+    """Every recurrent model of this corpus and tokenizer on this text: the Elman RNN, GRU and LSTM lesson."""
+    peers = [m for m in models if m.corpus == info.corpus and m.tokenizer == info.tokenizer]
+    if len({m.variant for m in peers}) < 2:
+        return
+    with st.expander(_("Elman RNN, GRU and LSTM side by side on this text"), expanded=False):
+        rows = cells_on(tuple(m.name for m in peers), tuple(m.valid_bits_per_char for m in peers), text)
+        st.dataframe([{_("model"): r.name, _("cell"): _(CELL_NAMES.get(r.cell, r.cell)),
+                       _("parameters"): f"{r.parameters:,}", _("what it carries"): ", ".join(
+                           _(viz.STATE_LABELS.get(s, s)) for s in r.states),
+                       _("bits/char on this text"): round(r.bits_per_char, 3),
+                       _("held-out bits/char"): None if r.valid_bits_per_char is None else
+                       round(r.valid_bits_per_char, 3)} for r in rows], key="rnn_cells", hide_index=True,
+                     width="stretch")
+        st.caption(_("An Elman RNN carries one vector and squashes it at every step; a GRU adds gates that choose "
+                     "what to keep; an LSTM adds a separate cell state that its forget gate can keep for long. "
+                     "Pick each in the model menu above to see its gates. Their training budgets differ: see "
+                     "docs/models.md."))
+
+
 def main() -> None:
     st.title(_("Memory inside a recurrent network"))
-    info = pick_model(available_models(families=families_for_page("rnn")), "rnn_model", ("rnn",),
+    models = available_models(families=families_for_page("rnn"))
+    info = pick_model(models, "rnn_model", ("rnn",),
                       empty=_("No RNN, GRU or LSTM models yet — train one on the Train page."))
     if info is None:
         return
@@ -118,6 +149,7 @@ def main() -> None:
         st.dataframe([{_("feature"): _(m.feature), _("unit"): m.unit, _("correlation r"): round(m.r, 3)}
                       for m in found], key="rnn_matches", hide_index=True)
         st.caption(_("Correlation over this text only: type a longer or different text to test a hunch."))
+    three_cells(info, models, text)
     if any(n in SIGMOID_STATES for n in names):
         st.subheader(_("Gate saturation"))
         st.caption(_("For every unit of each gate: the share of steps it spent almost fully open (> 0.9) or almost "

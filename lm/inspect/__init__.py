@@ -25,8 +25,8 @@ from lm.inspect.attention import (  # noqa: F401
     notable_head,
 )
 from lm.inspect.recurrent import (  # noqa: F401
-    FEATURES, SATURATION_HIGH, SATURATION_LOW, SIGMOID_STATES, TANH_STATES, UnitMatch, char_features, correlations,
-    feature_units, gate_saturation, token_features,
+    FEATURES, SATURATION_HIGH, SATURATION_LOW, SIGMOID_STATES, TANH_STATES, CellRow, UnitMatch, char_features,
+    compare_cells, correlations, feature_units, gate_saturation, token_features,
 )
 from lm.inspect.ngram import (  # noqa: F401
     NGRAM_SCORE_CHARS, NGRAM_SMOOTHINGS, OrderScore, backoff_caption, backoff_table, counts_are_continuations,

@@ -130,3 +130,29 @@ def feature_units(inspection: Inspection, state: str = "hidden", layer: int = 0,
         for unit in np.argsort(-np.abs(r), kind="stable")[:top]:
             out.append(UnitMatch(name, int(unit), float(r[unit])))
     return out
+
+
+@dataclasses.dataclass(frozen=True)
+class CellRow:
+    """One recurrent model beside the others on one text: which cell, how big, how well it reads the text."""
+
+    name: str
+    cell: str  # rnn (Elman) | gru | lstm
+    parameters: int
+    states: tuple[str, ...]  # what its trace shows: gates and states
+    bits_per_char: float  # on the text
+    valid_bits_per_char: float | None  # held-out, as its checkpoint records
+
+
+def compare_cells(models: Sequence, text: str, held_out: Sequence[float | None]) -> list[CellRow]:
+    """The recurrent `models` (loaded: `.name`, `.model`, `.tokenizer`) side by side on `text`: the Memory
+    page's "three cells" table (Elman RNN, GRU, LSTM); `held_out` is each one's recorded held-out bits/char."""
+    from lm.models.rnn import STATE_NAMES  # torch: the feature helpers above stay importable without it
+    from lm.run.metrics import score  # torch, as above
+
+    rows = []
+    for loaded, valid in zip(models, held_out):
+        cell = str(loaded.model.config.cell)
+        rows.append(CellRow(loaded.name, cell, loaded.model.num_parameters(), tuple(STATE_NAMES[cell]),
+                            score(loaded.model, loaded.tokenizer, text).bits_per_char, valid))
+    return rows
