@@ -30,6 +30,8 @@ STATUS_ICONS = {"queued": ":material/hourglass_empty:", "running": ":material/di
                 "finished": ":material/check_circle:", "cancelled": ":material/stop_circle:",
                 "failed": ":material/error:", "interrupted": ":material/warning:"}
 UNIT = N_("bits per character (lower is better; 8 would be random bytes)")
+SAMPLES_CSS = ("<style>.lm-sample code{white-space:pre-wrap;overflow-wrap:anywhere}"
+               ".lm-sample{margin-bottom:0.35rem}</style>")  # long samples wrap inside the panel
 SAMPLES_HEIGHT = 190  # pixels: a timeline scrolls inside the panel, the chart stays in view at 1280 x 800
 
 
@@ -184,7 +186,7 @@ def samples_timeline(rec: dict, key: str) -> None:
         return
     st.markdown(_("**What it writes as it learns**"))
     with st.container(height=SAMPLES_HEIGHT, key=key):
-        st.html(viz.samples_html(list(reversed(samples))))
+        st.html(SAMPLES_CSS + viz.samples_html(list(reversed(samples))))
 
 
 def spec_gradient(rec: dict) -> bool:

@@ -117,7 +117,8 @@ def corpus_size(upload) -> CorpusSize | None:
     return None if upload is None else upload_size(upload.getvalue(), upload.name, max_chars)
 
 
-def show_estimate(settings: TrainSettings, size: CorpusSize | None, budget: int, runs: int = 1) -> None:
+def show_estimate(settings: TrainSettings, size: CorpusSize | None, budget: int, runs: int = 1,
+                  at_once: int = 1) -> None:
     """How long the run will take (measured throughput, lm/train/budget.py) and how much memory it needs."""
     if size is None:
         return
@@ -136,7 +137,8 @@ def show_estimate(settings: TrainSettings, size: CorpusSize | None, budget: int,
     else:
         how = _("{steps:,} steps ({what} trains about {speed:,.0f} tokens/s here)").format(
             steps=t.steps, what=what, speed=t.tokens_per_second)
-    each = _(" each; the runs train one after another within the server's limit") if runs > 1 else ""
+    each = "" if runs == 1 else _(" each; the server trains {n} at a time, the others wait their turn").format(
+        n=at_once) if runs > at_once else _(" each, all at once (sharing the CPU)")
     st.caption(_(":material/timer: **About {duration}**{each} on an idle server, start-up and the final scoring "
                  "included: {how}. :material/memory: Memory: about {memory:.1f} GB (this server allows {budget:.1f} "
                  "GB per training).").format(duration=_duration(t.seconds), each=each, how=how,
@@ -242,7 +244,8 @@ def settings_form(manager):
             raise error
         if mode() == 1:
             race_values = parse_race_values(st.session_state["tr_race_setting"], st.session_state["tr_race_values"])
-        show_estimate(settings, corpus_size(upload), manager.memory_budget, len(race_values or [1]))
+        show_estimate(settings, corpus_size(upload), manager.memory_budget, len(race_values or [1]),
+                      manager.max_concurrent)
     except LMError as exc:
         show_error(exc)
         settings = None
