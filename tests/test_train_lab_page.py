@@ -181,3 +181,35 @@ def test_a_pasted_character_the_base_never_saw_is_refused_and_nothing_is_written
     at.button(key="tr_start").click().run()
     assert any("床" in e for e in errors(at)), errors(at)
     assert not manager.list() and not (home / "corpora").exists()
+
+
+def test_a_chinese_teacher_trains_a_byte_level_model_on_pasted_chinese_and_it_writes_no_broken_characters(lab):
+    import re
+
+    import torch
+
+    from lm.run.generate import collect, generate
+    from lm.run.sampling import SamplingSettings
+    from lm.store.registry import load_model
+
+    home, manager = lab
+    catalog = (ROOT / "locale" / "zh_CN" / "LC_MESSAGES" / "lm_playground.po").read_text(encoding="utf-8")
+    text = "\n".join(re.findall(r'^msgstr "(.+)"$', catalog, flags=re.M))
+    assert sum("\u4e00" <= c <= "\u9fff" for c in text) > 3000
+    at = open_train({"lang": "zh", "tr_source": "Paste text", "tr_family": "transformer", "tr_preset": "tiny",
+                     "tr_tokenizer": "bpe", "tr_vocab": "300", "tr_steps": "60", "tr_minutes": "2",
+                     "tr_k_sample_tokens": "0"})
+    at.text_area(key="tr_paste").input(text)
+    at.text_input(key="tr_name").input("zh-bytes")
+    at.button(key="tr_start").click().run()
+    assert not at.exception and not errors(at), errors(at)
+    job_id = at.session_state["job"]
+    assert wait_until(lambda: manager.get(job_id)["status"] in ("finished", "failed"), 240) and \
+        manager.get(job_id)["status"] == "finished", manager.get(job_id)["error"]
+    loaded = load_model("zh-bytes")
+    settings = SamplingSettings(max_new_tokens=300, samples=3)  # the app's defaults: valid UTF-8 on
+    out = collect(generate(loaded.model, loaded.tokenizer, "床前明月光，", settings, torch.Generator().manual_seed(1)),
+                  samples=3)
+    written = "".join(out.texts)
+    assert len(written) > 100 and "\ufffd" not in written and not re.search(r"<0x[0-9A-F]{2}>", written)
+    assert sum("\u4e00" <= c <= "\u9fff" for c in written) > 50  # it writes Chinese
