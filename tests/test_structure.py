@@ -89,6 +89,7 @@ def test_every_module_starts_with_a_docstring():
 # Each part of `lm` may import only parts of a lower rank, or modules of its own part. Parts of one rank
 # (inspect, train) are siblings and may not import each other. Imports inside functions count too.
 LAYERS = {
+    "lm.i18n": -1,  # below everything: the errors' messages are translated through it
     "lm.errors": 0,
     "lm.device": 1, "lm.data": 1,
     "lm.models": 2,
@@ -100,7 +101,7 @@ LAYERS = {
     "lm.cli": 8, "lm.__main__": 9,
 }
 MAX_LINES = 450
-MAX_LOOSE_MODULES = 5  # modules directly in lm/: __init__, __main__, errors, device, cli
+MAX_LOOSE_MODULES = 6  # modules directly in lm/: __init__, __main__, i18n, errors, device, cli
 
 
 def _part(module: str) -> str:

@@ -4,12 +4,23 @@
     python tools/i18n.py --check    # exit 1 if the .po misses a message, keeps a stale one, lacks a
                                     # translation or the .mo is older than the .po (what tests/test_i18n.py asks)
 
-Where the messages come from (ui/i18n.py says how the app uses them):
-- `_()`, `ngettext()`, `N_()` and `lazy_gettext()` calls in app.py, views/ and ui/ (Babel's Python extractor);
+Where the messages come from (ui/i18n.py says how the app uses them, lm/i18n.py how `lm` does):
+- `_()`, `ngettext()`, `N_()` and `lazy_gettext()` calls in app.py, views/, ui/ and lm/ (Babel's Python
+  extractor): the pages' text and the text `lm` builds for them (chart titles, axes, legends, hover text, its
+  sentences), translated by `lm.i18n` in the language of the script run that builds it;
 - the section and page titles of app.py's `PAGES` (a literal list that tests read with `ast`, shown via `_()`);
 - fixed texts that `lm` hands the pages (labels of model families, corpora, RNN states, smoothings and text
-  features, the back-off captions) and the fixed one-line LMError messages of the modules in `ERROR_MODULES`:
-  they stay written once, in `lm`, and the page translates them with `_()` when it shows them.
+  features) and the messages of `LMError("...", field=value)` in the modules of
+  `ERROR_MODULES` (the errors a page user can cause: `str(exc)` translates them, lm/errors.py).
+
+One catalog, one domain (`lm_playground`) for the pages and `lm`: a message shared by both is translated once.
+
+Adding strings (a page's, or lm's): write them as `_("... {name} ...").format(name=value)` (named placeholders,
+so a translation can reorder them; never an f-string inside `_()`), then
+    python tools/i18n.py            # new msgids appear in the .po with an empty msgstr
+    (fill in their msgstr in locale/zh_CN/LC_MESSAGES/lm_playground.po)
+    python tools/i18n.py            # compile the .mo
+    python tools/i18n.py --check    # nothing missing, nothing stale, .mo up to date
 
 Translators edit `locale/zh_CN/LC_MESSAGES/lm_playground.po` (a plain gettext catalog: any PO editor works),
 then run this script again to compile the `.mo` that the app reads.
@@ -38,11 +49,14 @@ LOCALE = "zh_CN"
 PO = ROOT / "locale" / LOCALE / "LC_MESSAGES" / f"{DOMAIN}.po"
 MO = PO.with_suffix(".mo")
 KEYWORDS = {**DEFAULT_KEYWORDS, "lazy_gettext": None}
-SOURCES = ("app.py", "views", "ui")
+SOURCES = ("app.py", "views", "ui", "lm")
 HEADER = "# Simplified Chinese interface of LM Playground: made by tools/i18n.py, translations edited here."
-# lm modules whose fixed LMError messages reach the pages' error boxes (the ones with numbers in them stay English)
-ERROR_MODULES = ("lm/app/playground.py", "lm/app/uploads.py", "lm/run/generate.py", "lm/run/metrics.py",
-                 "lm/inspect/text.py", "lm/inspect/ngram.py", "lm/data/tokenizer.py")
+# lm modules whose LMError messages reach the pages' error boxes: a message is the first argument, a literal with
+# named placeholders (an f-string message cannot be translated and stays English)
+ERROR_MODULES = ("lm/app/playground.py", "lm/app/uploads.py", "lm/app/quotas.py", "lm/app/model_cache.py",
+                 "lm/app/explain.py", "lm/run/generate.py", "lm/run/metrics.py", "lm/inspect/text.py",
+                 "lm/inspect/ngram.py", "lm/inspect/ablation.py", "lm/inspect/attribution.py", "lm/data/tokenizer.py",
+                 "lm/train/settings.py")
 
 
 def _source_files() -> list[Path]:
@@ -67,22 +81,19 @@ def lm_labels() -> list[tuple[str, str]]:
     """(text, where) of the fixed labels and captions `lm` gives the pages."""
     from lm import viz  # plotly and torch: only an extraction needs them, not `--help`
     from lm.data.corpus import BUILTIN_CORPORA, corpus_title
-    from lm.inspect import backoff_caption
     from lm.inspect.recurrent import FEATURES
     from lm.models import VARIANTS, variant_label
-    from lm.models.ngram.model import SMOOTHINGS
 
     found = [(variant_label(v), "lm.models.variant_label") for v in VARIANTS]
     found += [(corpus_title(c), "lm.data.corpus.corpus_title") for c in BUILTIN_CORPORA]
     found += [(label, "lm.viz.STATE_LABELS") for label in viz.STATE_LABELS.values()]
     found += [(label, "lm.viz.SMOOTHING_LABELS") for label in viz.SMOOTHING_LABELS.values()]
     found += [(text, "lm.inspect.recurrent.FEATURES") for item in FEATURES.items() for text in item]
-    found += [(backoff_caption(s), "lm.inspect.backoff_caption") for s in (*SMOOTHINGS, None)]
     return found
 
 
 def lm_errors() -> list[tuple[str, str]]:
-    """(message, where) of every `LMError("fixed text")` in ERROR_MODULES."""
+    """(message, where) of every `LMError("text with {fields}", ...)` in ERROR_MODULES."""
     found = []
     for name in ERROR_MODULES:
         for node in ast.walk(ast.parse((ROOT / name).read_text(encoding="utf-8"))):

@@ -9,40 +9,32 @@ at once. So nothing is `install()`ed into builtins; `_()` picks the translation 
 (`st.session_state["lang"]`, seeded from the URL's `lang=zh` / `lang=en` and kept there, so a shared link
 opens in the sender's language). Outside a script run (a background thread) it answers in English.
 
-- `N_()` marks a string for the catalog where it is defined (a module-level table) and returns it unchanged;
-  the page translates it with `_()` where it shows it;
+- `N_()` (lm's own) marks a string for the catalog where it is defined (a module-level table) and returns it
+  unchanged; the page translates it with `_()` where it shows it;
 - `option_labels()` is a widget's format_func for options shown translated (computed during the run);
 - `lazy_gettext()` is for text Streamlit reads later, in the script's thread: a cache's spinner message is
   fixed when the module is imported, and this str translates itself each time Streamlit turns it into text;
-- `_()` also translates fixed one-line LMError messages from `lm` that the catalog holds (see tools/i18n.py):
-  any other text (model output, what the user typed, a message with numbers in it) comes back unchanged.
+- `_()` of a text that is no message (model output, what the user typed, text `lm` already translated) gives it
+  back unchanged.
+
+`lm` translates its own text (chart titles, its sentences, LMError messages) through `lm.i18n`, with the same
+catalog: `language_picker` sets lm's context variable at the start of every script run, and lm falls back to
+asking this module (`session_language`) in a thread nobody set it in (the one Streamlit starts to rerun a
+fragment), so a chart drawn in a fragment reads in the session's language too.
 """
 
 from __future__ import annotations
 
-import functools
-import gettext
-from pathlib import Path
-
 import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
+from lm import i18n as lm_i18n
+from lm.i18n import CATALOGS, DEFAULT, DOMAIN, LOCALE_DIR, N_, translations  # noqa: F401  one catalog for both
 from ui.state import init_from_query, write_query
 
-DOMAIN = "lm_playground"
-LOCALE_DIR = Path(__file__).resolve().parent.parent / "locale"
 LANGUAGES = {"en": "English", "zh": "简体中文"}  # URL value -> the language's own name (what the picker shows)
-CATALOGS = {"zh": "zh_CN"}  # URL value -> the catalog's locale folder; English is the source text itself
-DEFAULT = "en"
 KEY = "lang"  # the session-state key and the URL parameter
 PICKER_LABEL = "Language · 语言"  # in both languages: whoever cannot read the current one still finds it
-
-
-@functools.cache
-def translations(lang: str) -> gettext.NullTranslations:
-    """The translation object of `lang` (read once per process, shared read-only by every session)."""
-    if lang not in CATALOGS:
-        return gettext.NullTranslations()
-    return gettext.translation(DOMAIN, LOCALE_DIR, languages=[CATALOGS[lang]])
 
 
 def language() -> str:
@@ -64,9 +56,13 @@ def ngettext(singular: str, plural: str, n: int) -> str:
     return translations(language()).ngettext(singular, plural, n)
 
 
-def N_(message: str) -> str:
-    """Marks `message` for the catalog without translating it (translate it with `_()` where it is shown)."""
-    return message
+def session_language() -> str:
+    """`language()` where a script run is going on, English elsewhere (asked without Streamlit's warning about a
+    thread with no script run context): what `lm` answers in where nobody set its language."""
+    return language() if get_script_run_ctx(suppress_warning=True) is not None else DEFAULT
+
+
+lm_i18n.set_fallback(session_language)
 
 
 def option_labels(options, label=None):
@@ -92,3 +88,4 @@ def language_picker() -> None:
         st.session_state[KEY] = DEFAULT
     st.sidebar.selectbox(PICKER_LABEL, list(LANGUAGES), key=KEY, format_func=LANGUAGES.get)
     write_query([KEY])
+    lm_i18n.set_language(st.session_state[KEY])  # lm's text in this run's thread: this session's language

@@ -18,7 +18,7 @@ from lm.errors import LMError
 from lm.inspect.ablation import Ablation, ablated
 from lm.inspect.attribution import neutral_token, occlusion_matrix
 from lm.inspect.explain import explain_cap
-from lm.inspect.text import inspect_text
+from lm.inspect.text import cut_note, inspect_text
 from lm.run.generate import collect, generate
 from lm.run.sampling import SamplingSettings
 from lm.store.checkpoint import LoadedModel
@@ -37,7 +37,12 @@ class AttributedText:
     text: str  # the text the tokens cover
     neutral: str  # display text of the neutral token
     occlusion: np.ndarray  # [T, T]: row p, column j < p (see occlusion_matrix)
-    note: str = ""
+    cut: tuple[int, int, bool, bool] | None = None  # where the text was cut (`lm.inspect.text.Inspection.cut`)
+
+    @property
+    def note(self) -> str:
+        """Where the text was cut, in the current language ('' when it was not): the page caches this object."""
+        return cut_note(self.cut)
 
 
 def attribute_text(loaded: LoadedModel, text: str, ablation: Ablation | None = None) -> AttributedText:
@@ -48,7 +53,7 @@ def attribute_text(loaded: LoadedModel, text: str, ablation: Ablation | None = N
     neutral = neutral_token(loaded.tokenizer)
     matrix = occlusion_matrix(loaded.model, found.ids, neutral, ablation)
     return AttributedText(found.tokens, found.pieces, found.ids, found.spans, found.text,
-                          loaded.tokenizer.token_strings([neutral])[0], matrix, found.note)
+                          loaded.tokenizer.token_strings([neutral])[0], matrix, found.cut)
 
 
 def align(spans: Sequence[tuple[int, int]], index: int, other: Sequence[tuple[int, int]]) -> int:

@@ -29,7 +29,7 @@ def cache_budget() -> int:
     try:
         value = float(raw) if raw else DEFAULT_CACHE_MB
     except ValueError:
-        raise LMError(f"LM_MODEL_CACHE_MB must be a number of megabytes, not {raw!r}") from None
+        raise LMError("LM_MODEL_CACHE_MB must be a number of megabytes, not {value}", value=repr(raw)) from None
     return int(value * 2**20)
 
 
@@ -64,8 +64,9 @@ class ModelCache:
                     return self._models[name][0]
             size = self._size(name)
             if size > self.budget:
-                raise LMError(f"{name} needs about {size / 2**20:,.0f} MB, more than this server keeps for models "
-                              f"({self.budget / 2**20:,.0f} MB, LM_MODEL_CACHE_MB)")
+                raise LMError("{model} needs about {mb:,.0f} MB, more than this server keeps for models "
+                              "({budget:,.0f} MB, LM_MODEL_CACHE_MB)", model=name, mb=size / 2**20,
+                              budget=self.budget / 2**20)
             model = self._load(name)
             with self._lock:
                 self._models[name] = (model, size)

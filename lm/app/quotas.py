@@ -39,7 +39,8 @@ class Quotas:
             try:
                 values[field.name] = int(raw) if field.type == "int" else float(raw)
             except ValueError:
-                raise LMError(f"LM_QUOTA_{field.name.upper()} must be a number, not {raw!r}") from None
+                raise LMError("{variable} must be a number, not {value}", variable=f"LM_QUOTA_{field.name.upper()}",
+                              value=repr(raw)) from None
         return cls(**values)
 
 
@@ -67,26 +68,26 @@ def check_training(quotas: Quotas, records: list[dict[str, Any]], owner: str | N
     existing = [p for p in models_dir.iterdir() if p.is_dir() and not p.name.startswith(".")] \
         if models_dir.is_dir() else []
     if len(existing) >= quotas.models_total:
-        raise LMError(f"the class already has {len(existing)} models, the server's limit (LM_QUOTA_MODELS_TOTAL); "
-                      "ask the teacher to delete some")
+        raise LMError("the class already has {count} models, the server's limit (LM_QUOTA_MODELS_TOTAL); "
+                      "ask the teacher to delete some", count=len(existing))
     used = folder_bytes(models_dir) + folder_bytes(home / "corpora")
     if used >= quotas.user_mb_total * MB:
-        raise LMError(f"the class's models and uploads use {used / MB:.0f} MB, the server's limit "
-                      "(LM_QUOTA_USER_MB_TOTAL); ask the teacher to delete some")
+        raise LMError("the class's models and uploads use {mb:.0f} MB, the server's limit "
+                      "(LM_QUOTA_USER_MB_TOTAL); ask the teacher to delete some", mb=used / MB)
     if owner is None:
         return
     running = [r for r in records if r.get("owner_token") == owner and r.get("status") in active]
     if len(running) >= quotas.trainings_per_owner:
-        raise LMError(f"you are already training {running[0]['name']}; wait for it or cancel it first "
-                      "(LM_QUOTA_TRAININGS_PER_OWNER)")
+        raise LMError("you are already training {model}; wait for it or cancel it first "
+                      "(LM_QUOTA_TRAININGS_PER_OWNER)", model=running[0]["name"])
     mine = owned_models(records, owner, models_dir)
     if len(mine) >= quotas.models_per_owner:
-        raise LMError(f"you have {len(mine)} models, the limit per student (LM_QUOTA_MODELS_PER_OWNER); delete one "
-                      "first")
+        raise LMError("you have {count} models, the limit per student (LM_QUOTA_MODELS_PER_OWNER); delete one "
+                      "first", count=len(mine))
     size = sum(folder_bytes(p) for p in mine)
     if size >= quotas.model_mb_per_owner * MB:
-        raise LMError(f"your models use {size / MB:.0f} MB, the limit per student (LM_QUOTA_MODEL_MB_PER_OWNER); "
-                      "delete one first")
+        raise LMError("your models use {mb:.0f} MB, the limit per student (LM_QUOTA_MODEL_MB_PER_OWNER); "
+                      "delete one first", mb=size / MB)
 
 
 DEFAULT_REQUEST_SECONDS = 30.0
@@ -99,9 +100,9 @@ def request_time_budget() -> float:
     try:
         value = float(raw) if raw else DEFAULT_REQUEST_SECONDS
     except ValueError:
-        raise LMError(f"LM_REQUEST_SECONDS must be a number of seconds, not {raw!r}") from None
+        raise LMError("LM_REQUEST_SECONDS must be a number of seconds, not {value}", value=repr(raw)) from None
     if not value > 0:
-        raise LMError(f"LM_REQUEST_SECONDS must be positive, not {raw!r}")
+        raise LMError("LM_REQUEST_SECONDS must be positive, not {value}", value=repr(raw))
     return value
 
 
@@ -130,14 +131,14 @@ def check_upload(quotas: Quotas, corpora: Path, owner: str | None, size: int, ho
     """Raise a one-line LMError when keeping one more upload of `size` bytes would break a cap (nothing written)."""
     used = folder_bytes(home / "models") + folder_bytes(corpora)
     if used + size > quotas.user_mb_total * MB:
-        raise LMError(f"the class's models and uploads would pass the server's limit of {quotas.user_mb_total:.0f} MB "
-                      "(LM_QUOTA_USER_MB_TOTAL); ask the teacher to delete some")
+        raise LMError("the class's models and uploads would pass the server's limit of {mb:.0f} MB "
+                      "(LM_QUOTA_USER_MB_TOTAL); ask the teacher to delete some", mb=quotas.user_mb_total)
     if owner is None:
         return
     mine = owned_uploads(corpora, owner)
     if len(mine) >= quotas.uploads_per_owner:
-        raise LMError(f"you have uploaded {len(mine)} texts, the limit per student (LM_QUOTA_UPLOADS_PER_OWNER); "
-                      "delete one first")
+        raise LMError("you have uploaded {count} texts, the limit per student (LM_QUOTA_UPLOADS_PER_OWNER); "
+                      "delete one first", count=len(mine))
     if sum(p.stat().st_size for p in mine) + size > quotas.upload_mb_per_owner * MB:
-        raise LMError(f"your uploads would pass {quotas.upload_mb_per_owner:.0f} MB, the limit per student "
-                      "(LM_QUOTA_UPLOAD_MB_PER_OWNER); delete one first")
+        raise LMError("your uploads would pass {mb:.0f} MB, the limit per student "
+                      "(LM_QUOTA_UPLOAD_MB_PER_OWNER); delete one first", mb=quotas.upload_mb_per_owner)

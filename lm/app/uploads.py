@@ -38,7 +38,7 @@ def save_upload(data: bytes, filename: str, home: Path | None = None, max_bytes:
     stem = re.sub(r"[^a-z0-9]+", "-", Path(str(filename or "upload")).stem.lower()).strip("-")[:40] or "upload"
     corpus = corpus_from_bytes(data, f"{stem}.txt", max_bytes=max_bytes)  # raises a one-line LMError
     if len(corpus.text) < 200:
-        raise LMError(f"the file has only {len(corpus.text)} characters of text; upload at least 200")
+        raise LMError("the file has only {chars} characters of text; upload at least 200", chars=len(corpus.text))
     digest = hashlib.sha256((owner or "").encode() + b"\0" + bytes(data)).hexdigest()[:8]
     root = corpora_dir(home)
     path = root / f"{stem}-{digest}.txt"

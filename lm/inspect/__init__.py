@@ -17,8 +17,8 @@
 
 from lm.inspect.text import (  # noqa: F401
     Inspection, MAX_ATTENTION_CELLS, MAX_CHARS_PER_TOKEN, MAX_TEXT_CHARS, MAX_TRACE_TOKENS, TokenCount, as_array,
-    bpe_training_text, inspect_text, next_token_distribution, painted_by, token_counts, token_spans, top_tokens,
-    trace_cap, unknown_note,
+    bpe_training_text, cut_note, inspect_text, next_token_distribution, painted_by, token_counts, token_spans,
+    top_tokens, trace_cap, unknown_note,
 )
 from lm.inspect.attention import (  # noqa: F401
     PATTERN_SHARE, HeadSummary, attention_entropy, describe_head, head_summary, mean_attention_distance,

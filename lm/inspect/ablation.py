@@ -26,6 +26,7 @@ import torch
 
 from lm.device import check_ids
 from lm.errors import LMError
+from lm.i18n import N_, _
 from lm.models import FAMILIES
 from lm.models.base import LanguageModel
 from lm.models.transformer.block import BlockAblation, cached_attention, causal_attention, torch_block
@@ -73,19 +74,22 @@ def family_label(model) -> str:
 
 
 _ITEM = re.compile(r"^\s*(\d+)\s*\.\s*(\d+|attn|mlp)\s*$")
+_UNREADABLE = {  # what `_items` says of an item it cannot read, by what it reads
+    "head": N_("cannot read {item} as a head: write LAYER.HEAD (or LAYER.attn, LAYER.mlp for a whole attention or "
+               "MLP), e.g. 0.1 (both counted from 0)"),
+    "unit": N_("cannot read {item} as a unit: write LAYER.UNIT, e.g. 0.1 (both counted from 0)")}
 
 
 def _items(spec: str, what: str, parts: bool) -> list[tuple[int, int | str]]:
-    """(layer, index) of every "L.I" in a comma-separated `spec`; with `parts`, also (layer, "attn" | "mlp")."""
+    """(layer, index) of every "L.I" in a comma-separated `spec` (`what`: "head" or "unit"); with `parts`, also
+    (layer, "attn" | "mlp")."""
     out: list[tuple[int, int | str]] = []
     for item in spec.split(","):
         if not item.strip():
             continue
         match = _ITEM.match(item)
         if not match or (not parts and not match.group(2).isdigit()):
-            also = " (or LAYER.attn, LAYER.mlp for a whole attention or MLP)" if parts else ""
-            raise LMError(f"cannot read {item.strip()!r} as a {what}: write LAYER.{what.upper()}{also}, e.g. 0.1 "
-                          "(both counted from 0)")
+            raise LMError(_UNREADABLE[what], item=repr(item.strip()))
         index = match.group(2)
         out.append((int(match.group(1)), int(index) if index.isdigit() else index))
     return out
@@ -98,7 +102,7 @@ def parse_ablation(model: LanguageModel, heads: str | None = None, units: str | 
     items: list[tuple[int, int | str]] = []
     if heads and heads.strip().lower() == "all":
         if model.family != "transformer":
-            raise LMError(f"{family_label(model)} models have no attention heads to switch off")
+            raise LMError("{family} models have no attention heads to switch off", family=_(family_label(model)))
         c = model.config
         items = [(layer, head) for layer in range(c.n_layers) for head in range(c.n_heads)]
     elif heads:
@@ -122,19 +126,21 @@ def check_ablation(model: LanguageModel, ablation: Ablation) -> None:
     """LMError if `ablation` names anything `model` does not have."""
     c = model.config
     if (ablation.heads or ablation.attention or ablation.mlp) and model.family != "transformer":
-        raise LMError(f"{family_label(model)} models have no attention heads or MLPs to switch off")
+        raise LMError("{family} models have no attention heads or MLPs to switch off", family=_(family_label(model)))
     if ablation.units and model.family != "rnn":
-        raise LMError(f"{family_label(model)} models have no recurrent units to switch off")
+        raise LMError("{family} models have no recurrent units to switch off", family=_(family_label(model)))
     layers = getattr(c, "n_layers", 0)
     for layer, head in ablation.heads:
         if not (0 <= layer < layers and 0 <= head < c.n_heads):
-            raise LMError(f"head {layer}.{head} does not exist: the model has {layers} layers of {c.n_heads} heads")
+            raise LMError("head {layer}.{head} does not exist: the model has {layers} layers of {heads} heads",
+                          layer=layer, head=head, layers=layers, heads=c.n_heads)
     for layer in (*ablation.attention, *ablation.mlp):
         if not 0 <= layer < layers:
-            raise LMError(f"layer {layer} does not exist: the model has {layers} layers")
+            raise LMError("layer {layer} does not exist: the model has {layers} layers", layer=layer, layers=layers)
     for layer, unit in ablation.units:
         if not (0 <= layer < layers and 0 <= unit < c.d_hidden):
-            raise LMError(f"unit {layer}.{unit} does not exist: the model has {layers} layers of {c.d_hidden} units")
+            raise LMError("unit {layer}.{unit} does not exist: the model has {layers} layers of {units} units",
+                          layer=layer, unit=unit, layers=layers, units=c.d_hidden)
 
 
 # -- the Transformer in pieces (eval mode: no dropout) ------------------------------------------------------------

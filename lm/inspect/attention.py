@@ -1,6 +1,6 @@
 """Attention summaries from `AttentionTrace.attention` [layers, heads, T, T]: per-head entropy, mean
 attention distance and simple pattern shares (previous token, first token, self); which head to show first
-and one sentence on what a head does."""
+and one sentence on what a head does (in the current language, `lm.i18n`)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import dataclasses
 import numpy as np
 
 from lm.errors import LMError
+from lm.i18n import N_, _
 from lm.inspect.text import as_array
 
 
@@ -85,9 +86,9 @@ def head_summary(attention, head_output_norm=None) -> HeadSummary:
     return HeadSummary(attention_entropy(a), mean_attention_distance(a), previous, first, diag.mean(-1), norm)
 
 
-PATTERNS = (("previous", "the token just before it", "a previous-token head"),
-            ("first", "the first token", "an attention sink"),
-            ("self_", "itself", "a self-attending head"))
+PATTERNS = (("previous", N_("the token just before it"), N_("a previous-token head")),
+            ("first", N_("the first token"), N_("an attention sink")),
+            ("self_", N_("itself"), N_("a self-attending head")))
 PATTERN_SHARE = 0.3  # a head "has" a pattern when it puts at least this share of its attention there
 FOCUSED_NATS = 1.0  # below this mean entropy a head looks at about e^1 < 3 tokens: focused, not spread
 
@@ -108,13 +109,17 @@ def describe_head(summary: HeadSummary, layer: int, head: int, max_entropy: floa
     shares = [(float(getattr(summary, field)[layer, head]), where, name) for field, where, name in PATTERNS]
     share, where, name = max(shares)
     entropy, distance = float(summary.entropy[layer, head]), float(summary.distance[layer, head])
+    fields = dict(layer=layer, head=head, share=share, where=_(where), name=_(name), entropy=entropy,
+                  distance=distance, most=max_entropy or 0.0)
     if share >= PATTERN_SHARE:
-        return (f"Layer {layer}, head {head} puts {share:.0%} of its attention on {where}: {name}. "
-                f"On average it looks {distance:.1f} tokens back.")
+        return _("Layer {layer}, head {head} puts {share:.0%} of its attention on {where}: {name}. "
+                 "On average it looks {distance:.1f} tokens back.").format(**fields)
     if entropy < FOCUSED_NATS:
-        return (f"Layer {layer}, head {head} focuses on one or two tokens (entropy {entropy:.2f} nats), on "
-                f"average {distance:.1f} tokens back, but not on the previous or the first one: the heatmap "
-                f"shows which.")
-    spread = f" of at most {max_entropy:.2f}" if max_entropy else ""
-    return (f"Layer {layer}, head {head} spreads its attention over many tokens (entropy {entropy:.2f} nats"
-            f"{spread}), on average {distance:.1f} tokens back.")
+        return _("Layer {layer}, head {head} focuses on one or two tokens (entropy {entropy:.2f} nats), on "
+                 "average {distance:.1f} tokens back, but not on the previous or the first one: the heatmap "
+                 "shows which.").format(**fields)
+    if max_entropy:
+        return _("Layer {layer}, head {head} spreads its attention over many tokens (entropy {entropy:.2f} nats "
+                 "of at most {most:.2f}), on average {distance:.1f} tokens back.").format(**fields)
+    return _("Layer {layer}, head {head} spreads its attention over many tokens (entropy {entropy:.2f} nats), "
+             "on average {distance:.1f} tokens back.").format(**fields)

@@ -1,5 +1,7 @@
 """N-gram views: held-out bits per character against the order for each smoothing method, the next-token
-distribution of one context under each smoothing, raw counts and the back-off path of one prediction."""
+distribution of one context under each smoothing, raw counts and the back-off path of one prediction.
+
+Captions, table headers and the sentences on the over-fitting chart are in the current language (`lm.i18n`)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import numpy as np
 import torch
 
 from lm.errors import LMError
+from lm.i18n import _
 from lm.run.metrics import score
 from lm.store.provenance import model_corpus
 from lm.inspect.text import next_token_distribution, top_tokens
@@ -33,7 +36,8 @@ def ngram_valid_text(loaded, max_chars: int = NGRAM_SCORE_CHARS) -> str:
     corpus = model_corpus(loaded.meta, loaded.name)
     text = corpus.split().valid.text[:max_chars]
     if not text.strip():
-        raise LMError(f"{loaded.name}: the held-out part of corpus {corpus.name!r} is empty")
+        raise LMError("{model}: the held-out part of corpus {corpus} is empty", model=loaded.name,
+                      corpus=repr(corpus.name))
     return text
 
 
@@ -54,7 +58,7 @@ def ngram_order_scores(loaded, orders: Iterable[int] = range(1, 8), smoothings: 
     """
     model, tokenizer = loaded.model, loaded.tokenizer
     if model.family != "ngram":
-        raise LMError(f"{loaded.name} is a {model.family} model, not an n-gram model")
+        raise LMError("{model} is a {family} model, not an n-gram model", model=loaded.name, family=model.family)
     text = ngram_valid_text(loaded, max_chars) if text is None else text[:max_chars]
     top = _ngram_max_order(model)
     out = []
@@ -124,65 +128,69 @@ def counts_are_continuations(smoothing: str | None, row_index: int) -> bool:
 def backoff_caption(smoothing: str | None) -> str:
     """What the count columns of `backoff_table` mean under `smoothing`."""
     if smoothing == "kneser_ney":
-        return ("The longest context is counted as usual: c(context) = how often it occurred, c(context, next) = "
-                "how often the next token followed it. The shorter ones hold Kneser-Ney's continuation counts: "
-                "c(context, next) = how many different tokens came just before 'context next' in training, "
-                "c(context) their sum over every next token. A token that follows many contexts gets a high "
-                "lower-order probability; one that always follows the same word does not.")
-    return ("c(context) = how often the context occurred in training; c(context, next) = how often the next "
-            "token followed it.")
+        return _("The longest context is counted as usual: c(context) = how often it occurred, c(context, next) = "
+                 "how often the next token followed it. The shorter ones hold Kneser-Ney's continuation counts: "
+                 "c(context, next) = how many different tokens came just before 'context next' in training, "
+                 "c(context) their sum over every next token. A token that follows many contexts gets a high "
+                 "lower-order probability; one that always follows the same word does not.")
+    return _("c(context) = how often the context occurred in training; c(context, next) = how often the next "
+             "token followed it.")
 
 
 def backoff_table(rows, tokenizer, show=lambda s: s, smoothing: str | None = None) -> list[dict[str, Any]]:
     """NgramOrderRow list (highest order first) as table rows; `show` formats context text for display.
 
-    With `smoothing` given, a "counts" column says per row what the counts are (see `backoff_caption`).
+    With `smoothing` given, a "counts" column says per row what the counts are (see `backoff_caption`). The
+    headers and words are in the current language; the context is the model's tokens, never translated.
     """
     out = []
     for i, row in enumerate(rows):
         entry = {
-            "order": row.order,
-            "context": show("".join(tokenizer.token_strings(list(row.context)))) if row.context else "(none)",
+            _("order"): row.order,
+            _("context"): show("".join(tokenizer.token_strings(list(row.context)))) if row.context else _("(none)"),
         }
         if smoothing is not None:
-            entry["counts"] = "continuations" if counts_are_continuations(smoothing, i) else "times seen"
+            entry[_("counts")] = _("continuations") if counts_are_continuations(smoothing, i) else _("times seen")
         entry.update({
             "c(context)": row.context_count,
             "c(context, next)": row.target_count,
-            "distinct next": row.distinct_continuations,
-            "p at this order": row.probability,
-            "weight to lower order": row.weight,
+            _("distinct next"): row.distinct_continuations,
+            _("p at this order"): row.probability,
+            _("weight to lower order"): row.weight,
         })
         out.append(entry)
     return out
 
 
 def describe_order_scores(scores: Sequence[OrderScore], labels: Mapping[str, str] | None = None) -> str:
-    """What the held-out score against order shows, one sentence per smoothing, from the scores themselves."""
+    """What the held-out score against order shows, one sentence per smoothing, from the scores themselves (in
+    the current language; `labels` name the smoothings, translated when the catalog has them)."""
     labels = labels or {}
     sentences = []
     for smoothing in dict.fromkeys(s.smoothing for s in scores):
         rows = sorted((s for s in scores if s.smoothing == smoothing), key=lambda s: s.order)
-        label = labels.get(smoothing, smoothing)
+        label = _(labels.get(smoothing, smoothing))
         finite = [s for s in rows if math.isfinite(s.bits_per_char)]
         infinite = [s.order for s in rows if not math.isfinite(s.bits_per_char)]
         top = rows[-1].order
         if infinite and (not finite or min(infinite) > max(s.order for s in finite)):
-            sentences.append(f"{label} is infinite from order {min(infinite)} on: one held-out n-gram it never "
-                             f"counted gets probability 0.")
+            sentences.append(_("{smoothing} is infinite from order {order} on: one held-out n-gram it never "
+                               "counted gets probability 0.").format(smoothing=label, order=min(infinite)))
             continue
         if not finite:
             continue
         best = min(finite, key=lambda s: (s.bits_per_char, s.order))
         if best.order == top:
             falling = all(a.bits_per_char > b.bits_per_char for a, b in zip(finite, finite[1:]))
-            trend = "keeps improving up to" if len(finite) > 1 and falling else "is best at"
-            sentences.append(f"{label} {trend} order {top} ({best.bits_per_char:.2f} bits/char), the highest "
-                             f"shown.")
+            line = (_("{smoothing} keeps improving up to order {order} ({bits:.2f} bits/char), the highest shown.")
+                    if len(finite) > 1 and falling else
+                    _("{smoothing} is best at order {order} ({bits:.2f} bits/char), the highest shown."))
+            sentences.append(line.format(smoothing=label, order=top, bits=best.bits_per_char))
         else:
             last = rows[-1]
-            worse = f"{last.bits_per_char:.2f}" if math.isfinite(last.bits_per_char) else "infinite"
-            sentences.append(f"{label} is best at order {best.order} ({best.bits_per_char:.2f} bits/char) and "
-                             f"worse above it ({worse} at order {top}): most longer contexts were seen too "
-                             f"rarely to trust their counts.")
+            worse = f"{last.bits_per_char:.2f}" if math.isfinite(last.bits_per_char) else _("infinite")
+            sentences.append(_("{smoothing} is best at order {order} ({bits:.2f} bits/char) and worse above it "
+                               "({worse} at order {top}): most longer contexts were seen too rarely to trust their "
+                               "counts.").format(smoothing=label, order=best.order, bits=best.bits_per_char,
+                                                 worse=worse, top=top))
     return " ".join(sentences)

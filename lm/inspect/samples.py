@@ -5,7 +5,8 @@ lines, quotes). `sample_for` picks the one for the model's corpus; if the model'
 (a character model of another corpus, or a user's corpus), it takes the start of the held-out part of the
 model's own corpus instead, found by its recorded path (`lm.store.provenance`). `fit_to_tokens` then cuts
 the text at the last line break (else word break) that keeps it within the model's context, so the view
-never stops in the middle of the point it was chosen to make, and the returned note says it was cut.
+never stops in the middle of the point it was chosen to make, and the returned note says it was cut (in the
+current language, `lm.i18n`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import re
 from typing import Mapping
 
 from lm.errors import LMError
+from lm.i18n import _
 from lm.inspect.text import trace_cap
 from lm.store.provenance import model_corpus
 
@@ -55,7 +57,7 @@ def corpus_sample(loaded, max_chars: int = SAMPLE_CHARS) -> str:
     split = corpus.split()
     text = (split.valid.text or split.train.text)[:max_chars * 2].lstrip()
     if not text.strip():
-        raise LMError(f"{loaded.name}: its corpus has no text to show")
+        raise LMError("{model}: its corpus has no text to show", model=loaded.name)
     if len(text) <= max_chars:
         return text
     head = text[:max_chars]
@@ -81,6 +83,6 @@ def sample_for(loaded, samples: Mapping[str, str], corpus: str, max_chars: int =
             text = text or next(iter(samples.values()))
     cap = trace_cap(loaded.model)
     fitted = fit_to_tokens(tokenizer, text, cap)
-    note = "" if fitted == text else f"The sample text is cut at a line or word break to fit this model's " \
-                                     f"context of {cap} tokens."
+    note = "" if fitted == text else _("The sample text is cut at a line or word break to fit this model's context "
+                                       "of {count} tokens.").format(count=cap)
     return fitted, note

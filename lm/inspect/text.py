@@ -1,7 +1,11 @@
 """Looking inside a model: tokenize a text and run the model's `trace` (`inspect_text` -> `Inspection`), the
 next-token distribution of a context and its top tokens, and token counts under several tokenizers.
 
-The other views' summaries are beside this module (attention, recurrent, ngram); `lm.inspect` gathers them."""
+The other views' summaries are beside this module (attention, recurrent, ngram); `lm.inspect` gathers them.
+
+The sentences for the pages (`Inspection.note`, `unknown_note`) are built when they are read, in the current
+language (`lm.i18n`), from numbers the inspection keeps: a page's cache may hand one inspection to sessions
+reading different languages."""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ import torch
 
 from lm.errors import LMError
 from lm.data.corpus import load_corpus
+from lm.i18n import _, ngettext
 
 
 MAX_TRACE_TOKENS = 512  # cap for models without a context limit (RNN, n-gram): traces loop in Python
@@ -41,9 +46,15 @@ class Inspection:
     text: str  # the text the traced tokens cover (the input as typed, cut where the cap cut it)
     spans: list[tuple[int, int]]  # [start, end) of each token in `text` (empty for a partial UTF-8 byte)
     truncated: bool = False
-    note: str = ""  # one line saying why/where the text was cut ('' when it was not)
+    cut: tuple[int, int, bool, bool] | None = None  # the text was cut: (its tokens, tokens kept, every character
+    # of it tokenized, kept = the model's context length); None when it was not (see `cut_note`)
     unknown: list[str] = dataclasses.field(default_factory=list)  # characters a char tokenizer never saw
     unknown_count: int = 0  # how many positions of `text` hold one of them
+
+    @property
+    def note(self) -> str:
+        """One line saying why/where the text was cut ('' when it was not)."""
+        return cut_note(self.cut)
 
     @property
     def unknown_note(self) -> str:
@@ -108,14 +119,26 @@ def painted_by(pieces: Sequence[str]) -> list[int]:
     return out
 
 
+def cut_note(cut: tuple[int, int, bool, bool] | None) -> str:
+    """'The text has 600 tokens; only the first 128 are shown (its context length).' for an `Inspection.cut`."""
+    if cut is None:
+        return ""
+    count, kept, whole, by_context = cut
+    why = _("its context length") if by_context else _("the inspection limit")
+    line = (_("The text has {count:,} tokens; only the first {kept:,} are shown ({why}).") if whole else
+            _("The text has over {count:,} tokens; only the first {kept:,} are shown ({why})."))
+    return line.format(count=count, kept=kept, why=why)
+
+
 def unknown_note(unknown: Sequence[str], count: int, most: int = 24) -> str:
     """'3 characters of this text are not in this model's alphabet (…)': '' when `unknown` is empty."""
     if not unknown:
         return ""
     shown = " ".join(unknown[:most]) + (" …" if len(unknown) > most else "")
-    what = "character" if count == 1 else "characters"
-    return (f"{count:,} {what} of this text never occurred in this model's training text ({shown}): "
-            f"it reads each as its one unknown token.")
+    return ngettext("{count:,} character of this text never occurred in this model's training text ({chars}): "
+                    "it reads each as its one unknown token.",
+                    "{count:,} characters of this text never occurred in this model's training text ({chars}): "
+                    "it reads each as its one unknown token.", count).format(count=count, chars=shown)
 
 
 def _char_display(text: str) -> str:
@@ -143,12 +166,10 @@ def inspect_text(loaded, text: str, max_tokens: int | None = None) -> Inspection
     if not ids:
         raise LMError("the text could not be turned into any tokens")
     truncated = len(ids) > cap or len(head) < len(text)
-    note = ""
+    cut = None
     if truncated:
-        why = "its context length" if model.family == "transformer" and model.context_length == cap \
-            else "the inspection limit"
-        count = f"{len(ids):,}" if len(head) == len(text) else f"over {len(ids):,}"
-        note = f"The text has {count} tokens; only the first {min(cap, len(ids)):,} are shown ({why})."
+        cut = (len(ids), min(cap, len(ids)), len(head) == len(text),
+               model.family == "transformer" and model.context_length == cap)
         ids = ids[:cap]
     ids_t = torch.tensor(ids, dtype=torch.long, device=model.device)
     if model.family == "ngram":  # readable notes ("'th' never followed ...") instead of id lists
@@ -164,7 +185,7 @@ def inspect_text(loaded, text: str, max_tokens: int | None = None) -> Inspection
         decoded, spans = _char_display(shown), [(i, i + 1) for i in range(len(ids))]
     else:
         decoded, spans = token_spans(tokenizer, ids)
-    return Inspection(tokenizer.token_strings(ids), ids, trace, decoded, spans, truncated, note, unknown, count)
+    return Inspection(tokenizer.token_strings(ids), ids, trace, decoded, spans, truncated, cut, unknown, count)
 
 
 def next_token_distribution(model, ids: Sequence[int]) -> np.ndarray:

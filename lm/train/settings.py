@@ -156,7 +156,8 @@ Callback = Callable[[TrainEvent], Any]
 # -- validation ---------------------------------------------------------------------------------------------
 def _whole(name: str, value: Any, low: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise LMError(f"{name} must be a whole number >= {low}, not {value!r}")
+        raise LMError("{setting} must be a whole number >= {low}, not {value}", setting=name, low=low,
+                      value=repr(value))
     return int(value)
 
 
@@ -165,8 +166,10 @@ def _number(name: str, value: Any, low: float = 0.0, strict: bool = False, high:
     ok = ok and (value > low if strict else value >= low) and (high is None or value < high)
     if not ok:
         bound = f"> {low}" if strict else f">= {low}"
-        raise LMError(f"{name} must be a number {bound}{f' and < {high}' if high is not None else ''}, "
-                      f"not {value!r}")
+        if high is not None:
+            raise LMError("{setting} must be a number {bound} and < {high}, not {value}", setting=name, bound=bound,
+                          high=high, value=repr(value))
+        raise LMError("{setting} must be a number {bound}, not {value}", setting=name, bound=bound, value=repr(value))
     return float(value)
 
 
@@ -197,7 +200,7 @@ class _Plan:
         try:
             return config_cls(vocab_size=vocab_size, **self.model_args)
         except TypeError as exc:
-            raise LMError(f"invalid {self.family} settings: {exc}") from None
+            raise LMError("invalid {family} settings: {error}", family=self.family, error=str(exc)) from None
 
     def describe(self, settings: TrainSettings, corpus_name: str) -> str:
         if settings.description:
@@ -215,11 +218,14 @@ def resolve_settings(settings: TrainSettings) -> _Plan:
     s = settings
     spec = spec_for_variant(s.family)
     if s.tokenizer not in TOKENIZER_KINDS:
-        raise LMError(f"unknown tokenizer {s.tokenizer!r} (use {' or '.join(map(repr, TOKENIZER_KINDS))})")
+        raise LMError("unknown tokenizer {value} (use {choices})", value=repr(s.tokenizer),
+                      choices=" or ".join(map(repr, TOKENIZER_KINDS)))
     if s.preset not in PRESET_CHOICES:
-        raise LMError(f"unknown preset {s.preset!r} (choose from {', '.join(PRESET_CHOICES)})")
+        raise LMError("unknown preset {value} (choose from {choices})", value=repr(s.preset),
+                      choices=", ".join(PRESET_CHOICES))
     if s.optimizer not in OPTIMIZER_CHOICES:
-        raise LMError(f"unknown optimizer {s.optimizer!r} (choose from {', '.join(OPTIMIZER_CHOICES)})")
+        raise LMError("unknown optimizer {value} (choose from {choices})", value=repr(s.optimizer),
+                      choices=", ".join(OPTIMIZER_CHOICES))
     if not isinstance(s.corpus, (str, os.PathLike)) or not str(s.corpus).strip():
         raise LMError("no corpus given")
     name = validate_name(s.name)
@@ -227,8 +233,8 @@ def resolve_settings(settings: TrainSettings) -> _Plan:
     if s.vocab_size is not None:
         _whole("vocab_size", s.vocab_size, 2)
         if s.tokenizer == "bpe" and not MIN_BPE_VOCAB <= s.vocab_size <= MAX_BPE_VOCAB:
-            raise LMError(f"BPE vocabulary size must be a whole number from {MIN_BPE_VOCAB} to "
-                          f"{MAX_BPE_VOCAB}, got {s.vocab_size!r}")
+            raise LMError("BPE vocabulary size must be a whole number from {low} to {high}, got {value}",
+                          low=MIN_BPE_VOCAB, high=MAX_BPE_VOCAB, value=repr(s.vocab_size))
     if s.max_chars is not None:
         _whole("max_chars", s.max_chars, 1)
     _whole("seed", s.seed, 0)
@@ -247,7 +253,8 @@ def resolve_settings(settings: TrainSettings) -> _Plan:
 
     pick_device(s.device)  # an unknown or missing device is a settings error, found before any work
     if s.precision not in PRECISION_CHOICES:
-        raise LMError(f"unknown precision {s.precision!r} (choose from {', '.join(PRECISION_CHOICES)})")
+        raise LMError("unknown precision {value} (choose from {choices})", value=repr(s.precision),
+                      choices=", ".join(PRECISION_CHOICES))
     preset = spec.presets[s.preset]
 
     def pick(key: str):
@@ -257,7 +264,8 @@ def resolve_settings(settings: TrainSettings) -> _Plan:
     if not spec.gradient:
         order = _whole("order", pick("order"), 1)
         if s.smoothing not in SMOOTHING_CHOICES:
-            raise LMError(f"unknown smoothing {s.smoothing!r} (choose from {', '.join(SMOOTHING_CHOICES)})")
+            raise LMError("unknown smoothing {value} (choose from {choices})", value=repr(s.smoothing),
+                          choices=", ".join(SMOOTHING_CHOICES))
         plan = _Plan(s.family, spec.name, name, directory, None, None, 1, 0.0, 0.0, 0, 1, 1, order,
                      spec.config_args(s.family, {"order": order, "smoothing": s.smoothing}))
         plan.config(2)
@@ -296,7 +304,8 @@ def resolve_settings(settings: TrainSettings) -> _Plan:
         elif option != "context":
             values[option] = _whole(option, pick(option), 1)
     if "heads" in values and values["width"] % values["heads"]:
-        raise LMError(f"width ({values['width']}) must be divisible by heads ({values['heads']})")
+        raise LMError("width ({width}) must be divisible by heads ({heads})", width=values["width"],
+                      heads=values["heads"])
     plan = _Plan(s.family, spec.name, name, directory, steps, minutes, batch_size, lr, weight_decay, warmup,
                  eval_every, save_every, context, spec.config_args(s.family, values), full_batch, momentum)
     plan.config(2)  # the family's own checks, before any data is loaded
@@ -309,7 +318,7 @@ def _momentum(optimizer: str, value: Any) -> float | None:
     default = OPTIMIZERS[optimizer].momentum
     if default is None:
         if value is not None:
-            raise LMError(f"{optimizer} has no momentum setting")
+            raise LMError("{optimizer} has no momentum setting", optimizer=optimizer)
         return None
     momentum = _number("momentum", default if value is None else value, 0.0, high=1.0)
     if optimizer == "nesterov" and momentum <= 0:
@@ -320,10 +329,11 @@ def _momentum(optimizer: str, value: Any) -> float | None:
 def _check_base(s: TrainSettings, base: BaseModel) -> None:
     """A fine-tuning run keeps the base model's family and tokenizer (`fine_tune_settings` fills them in)."""
     if s.family != base.variant:
-        raise LMError(f"{base.name} is a {base.variant} model; fine-tuning keeps its family (family={base.variant!r})")
+        raise LMError("{model} is a {family} model; fine-tuning keeps its family (family={value})", model=base.name,
+                      family=base.variant, value=repr(base.variant))
     if s.tokenizer != base.tokenizer or (s.vocab_size is not None and s.vocab_size != base.vocab_size):
-        raise LMError(f"fine-tuning keeps {base.name}'s {base.tokenizer} tokenizer; leave the tokenizer settings "
-                      "out (or give the base's)")
+        raise LMError("fine-tuning keeps {model}'s {tokenizer} tokenizer; leave the tokenizer settings out (or give "
+                      "the base's)", model=base.name, tokenizer=base.tokenizer)
     if s.batch_size == FULL_BATCH and not FAMILIES[base.model["family"]].gradient:
         raise LMError("batch_size 'full' applies to gradient training only")
 
@@ -336,8 +346,8 @@ def _check_base_shape(plan: _Plan, base: BaseModel) -> None:
     option_of = {field: option for option, field in FAMILIES[plan.family].options.items()}
     differ = sorted(option_of.get(k, k) for k, v in wanted.items() if got.get(k) != v)
     if differ:
-        raise LMError(f"fine-tuning keeps {base.name}'s shape; these settings differ from it: {', '.join(differ)} "
-                      "(leave the shape settings out)")
+        raise LMError("fine-tuning keeps {model}'s shape; these settings differ from it: {settings} (leave the "
+                      "shape settings out)", model=base.name, settings=", ".join(differ))
 
 
 def fine_tune_settings(init_from: str, **given: Any) -> TrainSettings:

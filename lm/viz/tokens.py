@@ -7,6 +7,11 @@ break shows as ↵ and never leaves a blank line in the HTML (Streamlit's markdo
 GLTR colours (Gehrmann et al., 2019) paint a token by the rank the model gave it. The original bins (top 10,
 100, 1000) suit a vocabulary of tens of thousands; a character model of 28-80 symbols never reaches rank 100,
 so `rank_bins` scales the bins to the vocabulary (`RANK_LADDER`): every model's text uses all four colours.
+
+A generated token's byte markers (``<0xE5>``: a byte of a byte-level model that forms no valid UTF-8
+character, `lm.run.generate.GeneratedToken.segments`) are drawn apart from text (class `lm-byte`: dashed frame,
+muted colour, a tooltip saying what they are), escaped like every other piece; text a person typed that happens
+to read "<0xE5>" is text. Tooltips and legends are in the current language (`lm.i18n`).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from typing import Sequence
 
 import numpy as np
 
+from lm.i18n import _
 from lm.inspect import SIGMOID_STATES
 from lm.viz.style import NEGATIVE_RGB, PASTELS, POSITIVE_RGB, SEQUENTIAL_RGB, _arr, _diverging_range, visible
 
@@ -83,7 +89,8 @@ def tokens_html(pieces: Sequence[str], values: Sequence[float] | None = None, mo
 def attention_text_html(pieces: Sequence[str], weights, chosen: int) -> str:
     """The attention FROM token `chosen` painted on the text (alpha = weight relative to the largest)."""
     w = _arr(weights)
-    titles = [f"token {t}: weight {w[t]:.3f}" for t in range(len(pieces))]
+    line = _("token {token}: weight {weight:.3f}")
+    titles = [line.format(token=t, weight=w[t]) for t in range(len(pieces))]
     return tokens_html(pieces, w, "sequential", vmax=float(w.max()) if len(w) else 1.0, highlight=chosen,
                        titles=titles)
 
@@ -99,7 +106,8 @@ def unit_text_html(pieces: Sequence[str], values, name: str, unit: int) -> str:
 
 def token_boundaries_html(pieces: Sequence[str], ids: Sequence[int]) -> str:
     """Token boundaries as alternating pastel backgrounds; hovering a token shows its id."""
-    return tokens_html(pieces, mode="alternate", titles=[f"id {i}" for i in ids])
+    line = _("id {id}")
+    return tokens_html(pieces, mode="alternate", titles=[line.format(id=i) for i in ids])
 
 
 # -- GLTR: tokens coloured by their rank ---------------------------------------------------------------------
@@ -110,6 +118,7 @@ RANK_LADDER = ((10, 100, 1000), (3, 30, 300), (1, 3, 10))
 TEXT_STYLE = ("font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:1.05rem;"
               "line-height:1.7;white-space:pre-wrap;word-break:break-word")
 PROMPT_TAIL_CHARS = 600  # of a long prompt the output shows only the end: a page is never resent the whole prompt
+BYTE_STYLE = "border:1px dashed #868e96;border-radius:3px;color:#6c757d;padding:0 1px"  # a byte marker's frame
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,8 +130,10 @@ class RankBin:
     @property
     def label(self) -> str:
         if self.high is None:
-            return f"rank {self.low:,}+"
-        return f"rank {self.low:,}" if self.low == self.high else f"rank {self.low:,}–{self.high:,}"
+            return _("rank {low:,}+").format(low=self.low)
+        if self.low == self.high:
+            return _("rank {low:,}").format(low=self.low)
+        return _("rank {low:,}–{high:,}").format(low=self.low, high=self.high)
 
 
 def rank_bins(vocab_size: int) -> tuple[RankBin, ...]:
@@ -150,7 +161,17 @@ def _shown(piece: str) -> str:
 def token_details(token) -> str:
     """Plain text (not yet escaped) of a token's rank, probability and top alternatives."""
     alts = "\n".join(f"{_shown(p)}  {q:.1%}" for p, q in getattr(token, "top", ()) or ())
-    return f"rank {token.rank} · p = {token.prob:.2%}" + (f"\ntop alternatives:\n{alts}" if alts else "")
+    line = _("rank {rank} · p = {p:.2%}").format(rank=token.rank, p=token.prob)
+    return line + ("\n" + _("top alternatives:") + f"\n{alts}" if alts else "")
+
+
+def token_text_html(token) -> str:
+    """A token's text as escaped HTML, its byte markers (a generated token's `segments()`) framed apart."""
+    if not getattr(token, "marks", ()) or not callable(getattr(token, "segments", None)):
+        return _piece_html(token.text)
+    title = _attr(_("a byte that is not valid UTF-8 on its own"))
+    return "".join(f"<span class='lm-byte' title='{title}' style='{BYTE_STYLE}'>{_piece_html(text)}</span>"
+                   if is_byte else _piece_html(text) for text, is_byte in token.segments())
 
 
 def gltr_html(prompt: str, tokens: Sequence, bins: Sequence[RankBin] | None = None, highlight: int | None = None,
@@ -163,7 +184,8 @@ def gltr_html(prompt: str, tokens: Sequence, bins: Sequence[RankBin] | None = No
     """
     bins = bins or rank_bins(10**6)
     cut = len(prompt) - prompt_tail
-    head = f"<span style='opacity:.6'>… {cut:,} earlier characters … </span>" if cut > 0 else ""
+    head = ("<span style='opacity:.6'>" + _attr(_("… {count:,} earlier characters … ").format(count=cut))
+            + "</span>") if cut > 0 else ""
     parts = [f"<div class='gltr' style='{TEXT_STYLE}'>",
              f"<span style='color:#555'>{head}{_piece_html(prompt[max(0, cut):])}</span>"]
     for i, token in enumerate(tokens):
@@ -172,7 +194,7 @@ def gltr_html(prompt: str, tokens: Sequence, bins: Sequence[RankBin] | None = No
         title = f" title='{_attr(token_details(token))}'" if details else ""
         frame = ";outline:3px solid #1c7ed6;outline-offset:1px" if i == highlight else ""
         parts.append(f"<span{title} style='background:{bins[rank_bin(token.rank, bins)].colour};"
-                     f"border-radius:3px{frame}'>{_piece_html(token.text)}</span>")
+                     f"border-radius:3px{frame}'>{token_text_html(token)}</span>")
     parts.append("</div>")
     return "".join(parts)
 
@@ -186,6 +208,11 @@ def gltr_legend_html(bins: Sequence[RankBin], vocab_size: int | None = None, nam
     """What each colour means for this model: its rank bins, out of how many tokens."""
     chips = " ".join(f"<span style='background:{b.colour};padding:2px 8px;border-radius:3px;white-space:nowrap'>"
                      f"{html.escape(b.label)}</span>" for b in bins)
-    whose = f"{html.escape(name)} gave" if name else "the model gave"
-    out_of = f" (1 = its first choice, out of {vocab_size:,} tokens)" if vocab_size else " (1 = its first choice)"
-    return f"<div style='font-size:0.9rem;line-height:1.9'>Rank {whose} each token{out_of}: {chips}</div>"
+    if vocab_size:
+        what = (_("Rank {model} gave each token (1 = its first choice, out of {count:,} tokens):") if name else
+                _("Rank the model gave each token (1 = its first choice, out of {count:,} tokens):"))
+    else:
+        what = (_("Rank {model} gave each token (1 = its first choice):") if name else
+                _("Rank the model gave each token (1 = its first choice):"))
+    text = what.format(model=html.escape(name or ""), count=vocab_size or 0)  # the model's name is escaped
+    return f"<div style='font-size:0.9rem;line-height:1.9'>{text} {chips}</div>"

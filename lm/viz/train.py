@@ -4,7 +4,8 @@ training), the timeline of what a run wrote at each evaluation, and a fine-tuned
 They read job records as `lm.app.jobs.JobManager` keeps them (or anything shaped alike: "name", "history"
 with "train" [step, loss], "valid" [step, nats/token, bits/char], "clock" [step, tokens, seconds] and
 "samples" [step, text], and optionally "race" {"value"}). Run names, race values and samples come from
-students: labels go through `_label` (Plotly reads HTML in labels), the timeline through `html.escape`.
+students: labels go through `_label` (Plotly reads HTML in labels), the timeline through `html.escape`. The
+figures' own words are in the current language (`lm.i18n`); the names and samples are never translated.
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import plotly.graph_objects as go
 
+from lm.i18n import N_, _
 from lm.viz.charts import MODEL_COLOURS, _label
 from lm.viz.style import visible
 
-RACE_AXES = {"steps": "step", "tokens": "tokens seen", "seconds": "seconds of training"}
-RACE_CURVES = {"valid": "held-out bits per character", "train": "training loss (nats per token)"}
+RACE_AXES = {"steps": N_("step"), "tokens": N_("tokens seen"), "seconds": N_("seconds of training")}
+RACE_CURVES = {"valid": N_("held-out bits per character"), "train": N_("training loss (nats per token)")}
 
 
 def _x(points: Sequence[Sequence[float]], clock: Sequence[Sequence[float]], axis: str) -> list[float]:
@@ -63,8 +65,8 @@ def race_figure(records: Sequence[Mapping[str, Any]], axis: str = "steps", curve
         fig.add_trace(go.Scatter(x=xs, y=ys, name=name, mode="lines+markers" if curve == "valid" else "lines",
                                  line=dict(color=MODEL_COLOURS[i % len(MODEL_COLOURS)], width=3),
                                  hovertemplate=f"{name}<br>%{{x:,.4~g}}: %{{y:.3f}}<extra></extra>"))
-    fig.update_xaxes(title=RACE_AXES[axis], rangemode="tozero")
-    fig.update_yaxes(title=RACE_CURVES[curve])
+    fig.update_xaxes(title=_(RACE_AXES[axis]), rangemode="tozero")
+    fig.update_yaxes(title=_(RACE_CURVES[curve]))
     fig.update_layout(height=380, margin=dict(l=10, r=10, t=30, b=10), legend_orientation="h", legend_y=1.14)
     return fig
 
@@ -72,26 +74,29 @@ def race_figure(records: Sequence[Mapping[str, Any]], axis: str = "steps", curve
 def samples_html(samples: Sequence[Sequence[Any]], max_chars: int = 120) -> str:
     """A run's samples as a timeline, one line per evaluation ("step 500: ROMEO: I will…"), escaped HTML
     with line breaks shown as ↵."""
-    rows = []
+    rows, at = [], _("step {step:,}")
     for step, text in samples:
         shown = visible(str(text), max_chars)
-        rows.append(f"<div class='lm-sample'><b>step {int(step):,}</b>: <code>{html.escape(shown)}</code></div>")
+        rows.append(f"<div class='lm-sample'><b>{html.escape(at.format(step=int(step)))}</b>: "
+                    f"<code>{html.escape(shown)}</code></div>")
     return "\n".join(rows)
 
 
 def adaptation_figure(report: Mapping[str, Any]) -> go.Figure:
     """Bits per character before and after fine-tuning, on the new text and on the base corpus (lower is
     better; the second pair shows how much the model forgot)."""
-    base_corpus = report.get("base_corpus") or "original corpus"
-    groups = [("new text", report.get("new_text")), (f"{base_corpus} (forgetting)", report.get("original_text"))]
+    base_corpus = report.get("base_corpus") or _("original corpus")
+    groups = [(_("new text"), report.get("new_text")),
+              (_("{corpus} (forgetting)").format(corpus=base_corpus), report.get("original_text"))]
     groups = [(label, pair) for label, pair in groups if pair]
     fig = go.Figure()
-    for when, colour in (("before", "#adb5bd"), ("after", "#1c7ed6")):
-        ys = [pair.get(when) for _, pair in groups]
-        fig.add_trace(go.Bar(x=[_label(label) for label, _ in groups], y=ys, name=f"{when} fine-tuning",
+    for when, name, colour in (("before", _("before fine-tuning"), "#adb5bd"),
+                               ("after", _("after fine-tuning"), "#1c7ed6")):
+        ys = [pair.get(when) for _name, pair in groups]
+        fig.add_trace(go.Bar(x=[_label(label) for label, _pair in groups], y=ys, name=name,
                              marker_color=colour, text=[("-" if y is None else f"{y:.2f}") for y in ys],
                              textposition="outside"))
-    fig.update_yaxes(title="held-out bits per character", rangemode="tozero")
+    fig.update_yaxes(title=_(RACE_CURVES["valid"]), rangemode="tozero")
     fig.update_layout(barmode="group", height=340, margin=dict(l=10, r=10, t=30, b=10), legend_orientation="h",
                       legend_y=1.14)
     return fig
