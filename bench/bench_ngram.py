@@ -14,7 +14,9 @@ Prints markdown tables:
 4. when KenLM's Python module is installed (`MAX_ORDER=7 pip install --no-binary kenlm kenlm`): the order-5
    and order-7 Kneser-Ney views exported as ARPA files (`lm.store.arpa`) and scored by KenLM on the same
    validation text in the same run: tokens/s of `full_scores` and `score` against `logprob_of_targets` and
-   `lm.run.metrics.score`, and both bits per character (they must agree).
+   `lm.run.metrics.score` (also with every rank read), the size and load time of our checkpoint (and of
+   KenLM's probing binary when `build_binary` is on the PATH), both bits per character (they must agree),
+   and the same rates side by side as ratios, NLTK's included.
 """
 
 from __future__ import annotations
@@ -31,10 +33,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np
 import torch
+from safetensors.torch import load_file, save_file
 
 from lm.data.corpus import load_corpus
 from lm.run.generate import generate
 from lm.models.ngram.model import SMOOTHINGS, NgramModel
+from lm.models.ngram.storage import format1_tensors
 from lm.run.sampling import MAX_NEW_TOKENS, SamplingSettings, as_rows, draw_one
 from lm.data.tokenizer import Tokenizer
 
@@ -178,6 +182,7 @@ def main() -> None:
     emit()
 
     # -- 2. against NLTK on the same 500k characters -------------------------------------------------------
+    nltk_rate = None
     if not args.no_nltk:
         from nltk.lm import KneserNeyInterpolated
         from nltk.lm.preprocessing import padded_everygram_pipeline
@@ -251,18 +256,32 @@ def main() -> None:
          f"renormalised per position before taking logs (they are not probabilities).")
     emit()
     if not args.no_kenlm:
-        kenlm_section(big, tok, split.valid.text, repeats, emit)
+        kenlm_section(big, tok, split.valid.text, repeats, emit, nltk_rate)
     if args.out:
         Path(args.out).write_text("\n".join(out) + "\n", encoding="utf-8")
 
 
-def kenlm_section(big: NgramModel, tok, valid_text: str, repeats: int, emit) -> None:
+def checkpoint_figures(view: NgramModel, folder: Path) -> tuple[float, float, float]:
+    """(compact checkpoint MB, format-1 MB, seconds to load the compact one) of a view's model.safetensors."""
+    compact, old = folder / "compact.safetensors", folder / "format1.safetensors"
+    save_file(view.state_tensors(), str(compact))
+    tensors = format1_tensors(view._t.primary, view.config.order)  # noqa: SLF001 - the counted tables
+    save_file(tensors, str(old))
+    start = time.perf_counter()
+    NgramModel.from_state(view.config, load_file(str(compact)))
+    load_s = time.perf_counter() - start
+    return compact.stat().st_size / 1e6, old.stat().st_size / 1e6, load_s
+
+
+def kenlm_section(big: NgramModel, tok, valid_text: str, repeats: int, emit, nltk_rate: float | None) -> None:
     """Section 4: the same Kneser-Ney models in KenLM (skipped, with a line saying so, without the module)."""
     try:
         import kenlm
     except ImportError:
         emit("### Against KenLM: skipped (KenLM's Python module is not installed)")
         return
+    import shutil
+    import subprocess
     import tempfile
 
     from lm.run.metrics import score
@@ -273,32 +292,55 @@ def kenlm_section(big: NgramModel, tok, valid_text: str, repeats: int, emit) -> 
     sentence = " ".join(words[i] for i in ids.tolist())
     x = torch.from_numpy(ids)[None]
     n = ids.size - 1  # KenLM also scores the first character (after <s>); the rates count the same n tokens
-    rows = []
+    rows, side = [], []
+    build_binary = shutil.which("build_binary")
     with tempfile.TemporaryDirectory() as tmp:
         for order in (5, 7):
             view = big.with_settings(order=order)
             path = Path(tmp) / f"{order}.arpa"
             export_s, _ = best_of(1, lambda: export_arpa(view, tok, path))
             load_s, model = best_of(1, lambda: kenlm.Model(str(path)))
-            view.logprob_of_targets(x[:, :1000])  # first use derives the lookup indexes
+            probing = "not measured (no `build_binary`)"
+            if build_binary:
+                binary = Path(tmp) / f"{order}.probing"
+                subprocess.run([build_binary, "probing", str(path), str(binary)], check=True, capture_output=True)
+                probing = f"{binary.stat().st_size / 1e6:.1f} MB"
+            compact_mb, old_mb, ckpt_load_s = checkpoint_figures(view, Path(tmp))
+            view.logprob_of_targets(x[:, :1000])  # first use builds the hash indexes
             ours_s, lp = best_of(repeats, lambda: view.logprob_of_targets(x))
-            metrics_s, result = best_of(repeats, lambda: score(view, tok, valid_text))
+            metrics_s, _ = best_of(repeats, lambda: score(view, tok, valid_text))
+            ranked_s, _ = best_of(repeats, lambda: sum(t.rank for t in score(view, tok, valid_text).tokens))
             full_s, total = best_of(repeats, lambda: sum(s[0] for s in model.full_scores(sentence, eos=False)))
             quick_s, _ = best_of(repeats, lambda: model.score(sentence, eos=False))
             ours_bits = float(-lp.sum() / math.log(2) / n)
             kenlm_bits = float(-(total - next(model.full_scores(sentence, eos=False))[0]) * math.log2(10) / n)
             rows.append([str(order), f"{export_s:.1f} s / {path.stat().st_size / 2**20:.0f} MB / {load_s:.1f} s",
-                         fmt_rate(n / ours_s), fmt_rate(n / metrics_s), fmt_rate(n / full_s), fmt_rate(n / quick_s),
-                         f"{full_s / ours_s:.2f}x", f"{ours_bits:.4f} / {kenlm_bits:.4f}"])
+                         fmt_rate(n / ours_s), fmt_rate(n / metrics_s), fmt_rate(n / ranked_s),
+                         fmt_rate(n / full_s), fmt_rate(n / quick_s),
+                         f"{compact_mb:.1f} MB (format 1: {old_mb:.1f} MB), loads in {ckpt_load_s:.2f} s", probing,
+                         f"{ours_bits:.4f} / {kenlm_bits:.4f}"])
+            nltk = f"{n / ours_s / nltk_rate:,.0f}x" if (nltk_rate and order == 5) else "–"
+            side.append([str(order), f"{full_s / ours_s:.2f}x", f"{full_s / metrics_s:.2f}x",
+                         f"{full_s / ranked_s:.2f}x", f"{full_s / quick_s:.2f}x", nltk])
     emit("### Against KenLM: the same Kneser-Ney models, exported as ARPA and scored by KenLM's Python module")
     emit()
     emit(table(["order", "export / ARPA size / KenLM load", "`logprob_of_targets` tokens/s",
-                "`lm.run.metrics.score` tokens/s (with ranks)", "KenLM `full_scores` tokens/s",
-                "KenLM `score` tokens/s", "ours / `full_scores`", "bits/char ours / KenLM"], rows))
+                "`lm.run.metrics.score` tokens/s", "`score` + every rank read, tokens/s",
+                "KenLM `full_scores` tokens/s", "KenLM `score` tokens/s", "our checkpoint (model.safetensors)",
+                "KenLM probing binary", "bits/char ours / KenLM"], rows))
+    emit()
+    emit("Side by side, as ratios (higher = the project is faster; NLTK: order 5 only, from the NLTK section's "
+         "`logscore` rate):")
+    emit()
+    emit(table(["order", "`logprob_of_targets` / KenLM `full_scores`", "`metrics.score` / `full_scores`",
+                "`score` + ranks / `full_scores`", "KenLM `score` / `full_scores`",
+                "`logprob_of_targets` / NLTK"], side))
     emit()
     emit(f"Both score the {n:,} validation characters after the first; KenLM starts the text with <s>, which "
-         "is how the export spells the start of a text. `lm.run.metrics.score` also ranks every token (it "
-         "builds each next-token distribution), which KenLM does not.")
+         "is how the export spells the start of a text. `lm.run.metrics.score` returns every token's log-prob "
+         "and rank; for an n-gram model the ranks (which need every next-token distribution, KenLM has none) "
+         "are computed when first read, which the `score` + ranks column times. The checkpoint is the compact "
+         "format (the n-gram tables only, narrow integer types); format 1 is what checkpoints held before.")
 
 
 if __name__ == "__main__":

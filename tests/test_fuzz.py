@@ -242,9 +242,13 @@ def valid_state() -> dict[str, torch.Tensor]:
 
 
 def names_for(order: int) -> list[str]:
-    return (["meta"] + [f"context{m}.keys" for m in range(1, order)]
-            + [f"level{j}.{p}" for j in range(1, order + 1) for p in ("keys", "counts")]
-            + [f"level{j}.cont" for j in range(1, order)])
+    """The tensors of a checkpoint (format 2, lm.models.ngram.storage)."""
+    return ["format", "meta"] + [f"level{j}.{p}" for j in range(1, order + 1) for p in ("keys", "counts")]
+
+
+def format1_names_for(order: int) -> list[str]:
+    """What format 1 stored besides (checkpoints saved before the compact format still load)."""
+    return [f"context{m}.keys" for m in range(1, order)] + [f"level{j}.cont" for j in range(1, order)]
 
 
 def tensors():
@@ -266,7 +270,7 @@ def usable_or_lm_error(config: NgramConfig, state: dict[str, torch.Tensor]) -> N
 
 
 @FUZZ
-@given(st.dictionaries(st.sampled_from(names_for(4) + ["junk"]), tensors(), max_size=12),
+@given(st.dictionaries(st.sampled_from(names_for(4) + format1_names_for(4) + ["junk"]), tensors(), max_size=12),
        st.integers(1, 4), st.lists(st.integers(-2, 400), min_size=3, max_size=3))
 def test_ngram_from_random_tensors(state, order, meta):
     state["meta"] = torch.tensor(meta, dtype=torch.int64) if meta[0] != -2 else state.get("meta", torch.zeros(3))

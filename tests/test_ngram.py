@@ -306,7 +306,9 @@ def test_state_tensors_round_trip():
     rng = np.random.default_rng(5)
     m = NgramModel.build(None, 8, 4, "kneser_ney", documents=[rng.integers(0, 8, 300), rng.integers(0, 8, 50)])
     tensors = m.state_tensors()
-    assert all(t.dtype == torch.long for t in tensors.values())
+    # the compact format (lm.models.ngram.storage): the n-gram tables only, in narrow integer types
+    assert not any(name.startswith("context") or name.endswith(".cont") for name in tensors)
+    assert tensors["level4.keys"].dtype == torch.int32 and tensors["level1.counts"].dtype == torch.uint8  # counts <= 255
     cfg = config_from_dict(m.config.to_dict())
     loaded = build_model(cfg, tensors)
     x = torch.from_numpy(rng.integers(0, 8, (2, 30)))
@@ -329,7 +331,7 @@ def test_from_state_rejects_mismatches():
         NgramModel.from_state(NgramConfig(vocab_size=4, order=3), good)
     with pytest.raises(LMError):
         NgramModel.from_state(NgramConfig(vocab_size=3, order=4), good)
-    for name in ["level2.cont", "context1.keys", "meta"]:
+    for name in ["level2.keys", "level3.counts", "meta"]:
         broken = dict(good)
         del broken[name]
         with pytest.raises(LMError):

@@ -3,8 +3,14 @@
 Thin page: `lm.inspect` looks up counts, back-off paths and held-out scores (the over-fitting chart is cached
 per model, it scores the held-out text at every order) and says what the chart shows; `lm.viz` draws the
 charts. Context text and token pieces reach the page as text (`ui.texts`), never as Markdown.
+
+A model read from an ARPA file (`lm.models.ngram.arpa_model`) lists probabilities and back-off weights, not
+counts, and names no training text: it gets what the file supports (the n-grams listed per order and after the
+context, the file's next-token distribution, the back-off path with its probability order by order) and one
+line in place of the smoothing comparison and the held-out chart, which need counts and a held-out text.
 """
 
+import numpy as np
 import streamlit as st
 
 from lm.models import families_for_page
@@ -12,6 +18,7 @@ from lm import viz
 from lm.errors import LMError
 from lm.inspect import (NGRAM_SCORE_CHARS, backoff_caption, backoff_table, describe_order_scores, ngram_backoff,
                         ngram_counts, ngram_order_scores, ngram_smoothing_comparison)
+from lm.models.ngram.arpa_model import ArpaModel
 from lm.models.ngram.model import SMOOTHINGS
 from lm.store.registry import ModelInfo
 from ui.i18n import _, lazy_gettext, option_labels
@@ -56,9 +63,10 @@ def main() -> None:
         return
     model, tok = loaded.model, loaded.tokenizer
     note = follow_model("ng_context", name, *first_text(name, CONTEXTS, info.corpus, SAMPLE_CONTEXT_CHARS))
-    init_from_query({"ng_order": model.config.order, "ng_smoothing": model.config.smoothing},
-                    allowed={"ng_smoothing": SMOOTHINGS})
-    keep_valid("ng_smoothing", SMOOTHINGS, model.config.smoothing)  # a crafted message can send any string
+    arpa = isinstance(model, ArpaModel)
+    own = "kneser_ney" if arpa else model.config.smoothing  # (an ARPA file's "arpa" is no choice of the menu)
+    init_from_query({"ng_order": model.config.order, "ng_smoothing": own}, allowed={"ng_smoothing": SMOOTHINGS})
+    keep_valid("ng_smoothing", SMOOTHINGS, own)  # a crafted message can send any string
     clamp_state({"ng_order": (1, model.max_order)})
     bound_text("ng_context", MAX_CONTEXT_CHARS, keep="end")
     st.caption(_("An n-gram model predicts the next token from the last n-1 tokens only, by counting what followed "
@@ -67,8 +75,11 @@ def main() -> None:
     cols[0].text_area(_("Context"), key="ng_context", height=80, max_chars=MAX_CONTEXT_CHARS)
     if model.max_order > 1:
         cols[1].slider(_("Order n"), 1, model.max_order, key="ng_order", help=_("Uses the last n-1 tokens as context."))
-    cols[2].selectbox(_("Smoothing (for the back-off path)"), SMOOTHINGS, key="ng_smoothing",
-                      format_func=option_labels(SMOOTHINGS, lambda s: _(viz.SMOOTHING_LABELS.get(s, s))))
+    if arpa:
+        cols[2].caption(_("Smoothing: fixed by the ARPA file (its probabilities were smoothed when it was made)."))
+    else:
+        cols[2].selectbox(_("Smoothing (for the back-off path)"), SMOOTHINGS, key="ng_smoothing",
+                          format_func=option_labels(SMOOTHINGS, lambda s: _(viz.SMOOTHING_LABELS.get(s, s))))
     write_query(["ng_model", "ng_context", "ng_order", "ng_smoothing"])
     order, smoothing = st.session_state["ng_order"], st.session_state["ng_smoothing"]
     ids, unknown = tok.encode_report(st.session_state["ng_context"])
@@ -80,6 +91,9 @@ def main() -> None:
     if unknown:
         plain_caption(_("This model never saw {tokens} in training: it reads each as its unknown token.").format(
             tokens=" ".join(unknown)))
+    if arpa:
+        arpa_view(loaded, ids, order)
+        return
     try:
         used, counts, total = ngram_counts(model, ids, order)
         comparison = ngram_smoothing_comparison(loaded, ids, SMOOTHINGS, order=order, k=10)
@@ -125,6 +139,63 @@ def main() -> None:
         if model.max_order < MAX_CHART_ORDER else ""
     st.caption(_("Scored on the first {chars:,} characters of held-out text the model never saw. ").format(
         chars=NGRAM_SCORE_CHARS) + describe_order_scores(scores, viz.SMOOTHING_LABELS) + missing)
+
+
+def arpa_table(rows, tok) -> list[dict]:
+    """The back-off path of an ARPA model (`ArpaModel.trace` rows, longest context first) as table rows."""
+    yes, no = _("yes"), _("no")
+    return [{_("order"): r.order,
+             _("context"): viz.visible("".join(tok.token_strings(list(r.context))), 40) if r.context else _("(none)"),
+             _("context listed"): yes if r.context_count > 0 or r.order == 1 else no,
+             _("n-gram listed"): yes if r.target_count > 0 else no,
+             _("listed continuations"): r.distinct_continuations,
+             _("p at this order"): r.probability,
+             _("back-off weight"): r.weight} for r in rows]
+
+
+def arpa_view(loaded, ids: list[int], order: int) -> None:
+    """The Counting page for a model read from an ARPA file: what the file lists, not counts."""
+    model, tok = loaded.model, loaded.tokenizer
+    try:
+        used, words, probs = model.with_settings(order=order).listed_after(ids)
+        comparison = ngram_smoothing_comparison(loaded, ids, ["arpa"], order=order, k=10)["arpa"]
+    except LMError as exc:
+        st.error(_(str(exc)))
+        return
+    st.subheader(_("What the file lists after the context") if used else _("Probabilities of single tokens"))
+    if used:
+        plain_caption(_("Longest listed context ({count} tokens): {context}").format(
+            count=len(used), context=viz.visible("".join(tok.token_strings(used)), 40)))
+    top = np.argsort(-probs, kind="stable")[:15]
+    probability = _("probability")
+    st.dataframe([{_("next token"): viz.visible(s, 20), probability: float(probs[i])}
+                  for i, s in zip(top, tok.token_strings(words[top].tolist()))],
+                 key="ng_counts", hide_index=True, height=min(220, 35 * (top.size + 1) + 3),
+                 column_config={probability: st.column_config.ProgressColumn(min_value=0.0, max_value=1.0,
+                                                                             format="%.3f")})
+    st.caption(_("An ARPA file lists probabilities, not counts: {listed:,} tokens are listed after this context, "
+                 "{shown} most likely shown.").format(listed=int(words.size), shown=int(top.size)))
+    st.plotly_chart(viz.smoothing_bars({_("ARPA file"): comparison}, title=_("Next-token distribution")),
+                    key="ng_bars", width="stretch", theme=None)
+    choices = {i: f"{viz.visible(s, 20)}  (p = {p:.3f})" for i, s, p in comparison}
+    st.subheader(_("The back-off path"))
+    if st.session_state.get("ng_target") not in choices:  # a new context: explain its top token
+        st.session_state["ng_target"] = next(iter(choices))
+    st.selectbox(_("Explain the probability of"), list(choices), key="ng_target", format_func=choices.get)
+    target = st.session_state["ng_target"]
+    rows, _notes = ngram_backoff(model, tok, ids, target, order)
+    st.dataframe(arpa_table(rows, tok), key="ng_backoff", hide_index=True)
+    st.caption(_("One row per order, longest context first. A listed n-gram gives its probability; otherwise the "
+                 "context's back-off weight (1 when the context is not listed either) multiplies the probability "
+                 "of the next shorter context."))
+    after = [r.distinct_continuations for r in sorted(rows, key=lambda r: r.order)]
+    st.plotly_chart(viz.listed_orders_chart(model.listed_per_order(), after + [0] * (model.max_order - len(after))),
+                    key="ng_sizes", width="stretch", theme=None)
+    st.plotly_chart(viz.backoff_path_chart(rows, tok.token_strings([target])[0]), key="ng_path", width="stretch",
+                    theme=None)
+    st.subheader(_("Longer context is not always better"))
+    st.info(_("Not drawn for an ARPA file: comparing smoothings and scoring held-out text at every order needs the "
+              "counts and the training text, and an ARPA file holds neither."))
 
 
 main()

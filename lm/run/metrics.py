@@ -14,8 +14,10 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+import threading
 from typing import Callable, Sequence
 
+import numpy as np
 import torch
 
 from lm.errors import LMError
@@ -39,15 +41,62 @@ class TokenScore:
         return -self.logprob / math.log(2)
 
 
+class TokenScores(Sequence):
+    """The scored tokens of a text as a read-only sequence of `TokenScore`, kept as arrays: the objects are made
+    (all at once, once) when the sequence is first indexed or iterated, the display pieces and, for n-gram
+    models, the ranks only then, so a caller that needs only the totals (bits per character) never pays for
+    them. Pickles and copies as a plain list."""
+
+    def __init__(self, ids: np.ndarray, logprobs: np.ndarray, ranks: np.ndarray | Callable[[], np.ndarray],
+                 pieces: Callable[[], list[str]]):
+        self.ids, self.logprobs = ids, logprobs  # logprobs: float32, as the models return them
+        self._ranks, self._pieces = ranks, pieces
+        self._items: list[TokenScore] | None = None
+        self._lock = threading.Lock()
+
+    def _list(self) -> list[TokenScore]:
+        if self._items is None:
+            with self._lock:
+                if self._items is None:
+                    ranks = self._ranks() if callable(self._ranks) else self._ranks
+                    self._items = [TokenScore(i, p, lp, r) for i, p, lp, r in zip(
+                        self.ids.tolist(), self._pieces(), self.logprobs.tolist(), ranks.tolist())]
+        return self._items
+
+    def __len__(self) -> int:
+        return int(self.ids.size)
+
+    def __getitem__(self, index):
+        return self._list()[index]
+
+    def __iter__(self):
+        return iter(self._list())
+
+    def __eq__(self, other) -> bool:
+        return list(self) == list(other) if isinstance(other, (list, TokenScores)) else NotImplemented
+
+    def __reduce__(self):
+        return list, (self._list(),)
+
+    def __repr__(self) -> str:
+        return f"TokenScores({len(self)} tokens)"
+
+    def total_nats(self) -> float:
+        """-sum of the log-probs, summed left to right in float64 like `sum()` over the tokens."""
+        return -float(np.cumsum(self.logprobs, dtype=np.float64)[-1]) if self.ids.size else 0.0
+
+
 @dataclasses.dataclass
 class ScoreResult:
-    tokens: list[TokenScore]
+    tokens: Sequence[TokenScore]  # a `TokenScores` from `score`
     characters: int  # characters of text the scored tokens cover
     replaced: list[str]  # characters the tokenizer did not know
     ids: list[int] = dataclasses.field(default_factory=list)  # every id, the unscored first one included
 
     @property
     def total_nats(self) -> float:
+        if isinstance(self.tokens, TokenScores):
+            return self.tokens.total_nats()
         return -sum(t.logprob for t in self.tokens)
 
     @property
@@ -114,6 +163,15 @@ def score_ids(model: LanguageModel, ids: Sequence[int]) -> tuple[torch.Tensor, t
     return torch.cat(logprobs), torch.cat(ranks)
 
 
+def _ngram_scores(model: LanguageModel, ids: np.ndarray) -> tuple[np.ndarray, Callable[[], np.ndarray]]:
+    """An n-gram model's (log p float32, ranks later): `logprob_of_targets` is its whole-text path (the same
+    log-probs as `target_logprobs`, bit for bit), and the ranks, which need every next-token distribution,
+    are computed only when asked for."""
+    x = torch.from_numpy(ids)[None]
+    logprobs = model.logprob_of_targets(x)[0].numpy().astype(np.float32)
+    return logprobs, lambda: model.target_logprobs(x)[1][0].numpy()
+
+
 def score(model: LanguageModel, tokenizer, text: str) -> ScoreResult:
     """Per-token log-probabilities and ranks of `text`, predicted from the start of a line."""
     if not isinstance(text, str) or not text:
@@ -127,11 +185,15 @@ def score(model: LanguageModel, tokenizer, text: str) -> ScoreResult:
         characters = len(text) - len(tokenizer.decode(ids[:1]))
     if len(ids) < 2:
         raise LMError("the text is too short to score (it needs at least one predicted token)")
-    logprobs, ranks = score_ids(model, ids)
-    pieces = tokenizer.token_strings(list(ids[1:]))
-    tokens = [TokenScore(int(i), p, float(lp), int(r))
-              for i, p, lp, r in zip(ids[1:], pieces, logprobs.tolist(), ranks.tolist())]
-    return ScoreResult(tokens, max(1, characters), list(replaced), [int(i) for i in ids])
+    array = np.asarray(ids, dtype=np.int64)
+    if model.family == "ngram" and hasattr(model, "logprob_of_targets"):
+        logprobs, ranks = _ngram_scores(model, array)
+    else:
+        lp, rk = score_ids(model, ids)
+        logprobs, ranks = lp.numpy(), rk.numpy()
+    scored = array[1:]
+    tokens = TokenScores(scored, logprobs, ranks, lambda: tokenizer.token_strings(scored))
+    return ScoreResult(tokens, max(1, characters), list(replaced), array.tolist())
 
 
 # -- properties of generated text -------------------------------------------------------------------

@@ -6,7 +6,7 @@ a submodule by subject:
 - `style`: fonts, colours, templates, token labels that show their whitespace (`visible`, `token_labels`);
 - `attention`: one head, every head, per-head summaries;
 - `recurrent`: states over time × unit, one unit, gate saturation;
-- `ngram`: smoothing comparison, held-out score against order;
+- `ngram`: smoothing comparison, held-out score against order, an ARPA file's n-grams per order and back-off path;
 - `tokens`: text painted token by token as escaped HTML, GLTR's rank colours (`rank_bins`, `gltr_html`);
 - `explain`: "Why this token?": attribution on the text and as bars, an ablation's effect, the logit lens,
   the attention step by step, the embedding projection;
@@ -24,7 +24,7 @@ from lm.viz.attention import (  # noqa: F401
     MAX_GRID_CELLS, attention_grid, attention_heatmap, head_summary_figure, pool_square,
 )
 from lm.viz.recurrent import saturation_figure, state_colors, state_heatmap, unit_line  # noqa: F401
-from lm.viz.ngram import order_chart, smoothing_bars  # noqa: F401
+from lm.viz.ngram import backoff_path_chart, listed_orders_chart, order_chart, smoothing_bars  # noqa: F401
 from lm.viz.tokens import (  # noqa: F401
     RankBin, attention_text_html, gltr_html, gltr_legend_html, rank_bin, rank_bins, token_boundaries_html, tokens_html,
     unit_text_html,

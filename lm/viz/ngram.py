@@ -1,17 +1,21 @@
-"""An n-gram model's numbers: the next-token distribution under each smoothing, held-out score against order."""
+"""An n-gram model's numbers: the next-token distribution under each smoothing, held-out score against order; for
+a model read from an ARPA file (which lists probabilities, not counts), the n-grams it lists per order and the
+back-off path of one prediction."""
 
 from __future__ import annotations
 
+import html
 import math
 from typing import Any, Iterable, Mapping, Sequence
 
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from lm.viz.style import PASTELS, SMOOTHING_LABELS, _style, token_labels
+from lm.viz.style import PASTELS, SMOOTHING_LABELS, _style, token_labels, visible
 
 
-def smoothing_bars(comparison: Mapping[str, Sequence[tuple[int, str, float]]]) -> go.Figure:
+def smoothing_bars(comparison: Mapping[str, Sequence[tuple[int, str, float]]],
+                   title: str = "Next-token distribution under each smoothing method") -> go.Figure:
     """Side-by-side horizontal bar charts of the top next tokens under each smoothing method."""
     names = list(comparison)
     titles = [SMOOTHING_LABELS.get(n, n) for n in names]
@@ -29,7 +33,7 @@ def smoothing_bars(comparison: Mapping[str, Sequence[tuple[int, str, float]]]) -
         fig.update_yaxes(autorange="reversed", type="category", row=1, col=i + 1)
     fig.update_xaxes(title="probability", range=[0, max(0.05, min(1.0, top * 1.1))])
     n = max((len(v) for v in comparison.values()), default=5)
-    return _style(fig, max(300, 30 * n + 140), "Next-token distribution under each smoothing method")
+    return _style(fig, max(300, 30 * n + 140), title)
 
 
 def order_chart(scores: Iterable[Any], per: str = "character") -> go.Figure:
@@ -64,3 +68,43 @@ def order_chart(scores: Iterable[Any], per: str = "character") -> go.Figure:
     fig.update_xaxes(title="order n (tokens of context + 1)", dtick=1)
     fig.update_yaxes(title=f"held-out bits per {per} (lower is better)", rangemode="tozero")
     return _style(fig, 420, "Held-out score against n-gram order")
+
+
+def listed_orders_chart(per_order: Sequence[int], after_context: Sequence[int]) -> go.Figure:
+    """Bars per order of an ARPA file: the n-grams it lists, and how many of them continue the chosen context
+    (`after_context[j-1]`: the listed continuations of its order-j context, 0 where that context is not listed).
+    Log scale: a file lists thousands of times more n-grams than follow any one context."""
+    orders = list(range(1, len(per_order) + 1))
+    fig = go.Figure()
+    fig.add_trace(go.Bar(x=orders, y=list(per_order), name="n-grams in the file", marker_color=PASTELS[0],
+                         marker_line=dict(color="#495057", width=1), text=[f"{n:,}" for n in per_order],
+                         textposition="outside", hovertemplate="order %{x}: %{y:,} n-grams listed<extra></extra>"))
+    fig.add_trace(go.Bar(x=orders, y=[n or None for n in after_context], name="listed after the context",
+                         marker_color=PASTELS[1], marker_line=dict(color="#495057", width=1),
+                         text=[f"{n:,}" if n else "" for n in after_context], textposition="outside",
+                         hovertemplate="order %{x}: %{y:,} continuations of the context<extra></extra>"))
+    fig.update_xaxes(title="order n", dtick=1)
+    fig.update_yaxes(title="n-grams (log scale)", type="log")
+    fig.update_layout(barmode="group")
+    return _style(fig, 360, "N-grams the ARPA file lists, per order")
+
+
+def backoff_path_chart(rows: Sequence[Any], target: str) -> go.Figure:
+    """p(target) at each order of a back-off path (`NgramOrderRow`s, any order): a filled marker where the
+    n-gram ending in the target is listed, an open one where the order backed off, each labelled with the
+    back-off weight that multiplied the order below. Log scale: probabilities span orders of magnitude.
+    `target` is the token's text (shown escaped: Plotly renders a few HTML tags in titles)."""
+    target = html.escape(visible(target, 20), quote=False)
+    rows = sorted(rows, key=lambda r: r.order)
+    orders = [r.order for r in rows]
+    listed = [r.target_count > 0 for r in rows]
+    labels = [("listed" if hit else f"backed off × {r.weight:.3g}") for r, hit in zip(rows, listed)]
+    fig = go.Figure(go.Scatter(
+        x=orders, y=[r.probability for r in rows], mode="lines+markers+text", text=labels,
+        textposition="top center", line=dict(color="#1c7ed6", width=3), name=f"p({target} | context)",
+        marker=dict(size=13, color=["#1c7ed6" if hit else "white" for hit in listed],
+                    line=dict(color="#1c7ed6", width=2), symbol="circle"),
+        hovertemplate="order %{x}: p = %{y:.4g}<extra></extra>"))
+    fig.update_xaxes(title="order n (tokens of context + 1)", dtick=1)
+    fig.update_yaxes(title="probability (log scale)", type="log")
+    return _style(fig, 360, f"The probability of {target} order by order")

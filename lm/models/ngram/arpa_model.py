@@ -253,6 +253,26 @@ class ArpaModel(HistoryModel):
         a, b = children.offsets[ctx[0]], children.offsets[ctx[0] + 1]
         return children.last[a:b].copy(), np.zeros(b - a, dtype=np.int64)
 
+    def listed_per_order(self) -> list[int]:
+        """How many n-grams the file lists at each order 1..max_order (its header's counts)."""
+        return [len(g) for g in self._grams]
+
+    def listed_after(self, context: Sequence[int]) -> tuple[list[int], np.ndarray, np.ndarray]:
+        """What the file lists after the longest suffix of `context` (at most order-1 tokens) that it lists
+        with continuations: (that suffix, word ids, their listed p(w | suffix)); the unigrams after no context.
+        A listed p is the model's p(w | context) too: a longer context not listed backs off with weight 1."""
+        context = [int(t) for t in context][len(context) - min(len(context), self.config.order - 1):]
+        if any(not 0 <= t < self.vocab_size for t in context):
+            raise LMError(f"a context token id is outside the vocabulary of {self.vocab_size}")
+        while context:
+            entry = int(self._orders[len(context)].find_words(np.array([context]))[0])
+            children = self._orders[len(context) + 1]
+            if entry >= 0 and children.offsets[entry + 1] > children.offsets[entry]:
+                a, b = int(children.offsets[entry]), int(children.offsets[entry + 1])
+                return context, children.last[a:b].copy(), np.power(10.0, children.logp[a:b])
+            context = context[1:]
+        return [], np.arange(self.vocab_size, dtype=np.int64), np.power(10.0, self._orders[1].logp)
+
     # -- persistence ----------------------------------------------------------------------------------
     def state_tensors(self) -> dict[str, torch.Tensor]:
         out = {}

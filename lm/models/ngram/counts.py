@@ -1,7 +1,7 @@
 """Counting for the n-gram models: vectorised n-gram counts, per-order statistics and lookup tables.
 
-`_count` turns training ids into the primary count arrays (the only tensors a model saves); `_Tables` adopts
-them (or checks saved ones, `_Tables.from_tensors`) and derives, read-only, everything the smoothing in
+`_count` turns training ids into the primary count arrays; `_Tables` adopts them (or the ones a checkpoint
+holds, `lm.models.ngram.storage`) and derives, read-only, everything the smoothing in
 `lm.models.ngram.model` reads: a `_Level` table per order with its `_Stats` (totals, N1/N2/N3+ counts, discounts)
 and the key -> id lookups of the history walk.
 
@@ -20,16 +20,15 @@ so keys stay in int64 for any vocabulary. Two sorted tables describe each order 
   tokens seen before the j-gram). The continuations of one context form one contiguous run of the table.
 
 Per-context totals, N1/N2/N3+ counts and discounts are derived from these arrays when a model is built or
-loaded, so the saved tensors are only the counts.
+loaded; the context keys and continuation counts follow from the n-gram tables too (`derive_orders`), so a
+checkpoint stores only `level{j}.keys` and `level{j}.counts`.
 """
 
 from __future__ import annotations
 
 import math
-import threading
 
 import numpy as np
-import torch
 
 from lm.errors import LMError
 from lm.models.ngram.keyindex import KeyIndex, LazyIndexes
@@ -122,7 +121,12 @@ def _count(documents: list[np.ndarray], vocab_size: int, max_order: int) -> dict
 
 
 class _Stats:
-    """Per-context totals and per-entry discounted counts of one order under one kind of count."""
+    """Per-context totals and per-entry discounted counts of one order under one kind of count.
+
+    `gamma_ext`, `share_ext` and `total_ext` are `gamma`, `share` and `total` with one more element at the end
+    (1.0, 0.0 and 0.0: what "no such context / no such n-gram" contributes), so the whole-text scoring path
+    reads id -1 as "absent" without a mask (`lm.models.ngram.textscore`); the plain arrays are views of them.
+    """
 
     def __init__(self, context: np.ndarray, counts: np.ndarray, num_contexts: int):
         self.counts = counts
@@ -131,7 +135,9 @@ class _Stats:
         self.discounts = kn_discounts(*self.count_of_counts)
         d1, d2, d3 = self.discounts
         w = {"minlength": num_contexts}
-        self.total = np.bincount(context, weights=counts, **w).astype(np.float64)
+        self.total_ext = np.zeros(num_contexts + 1)
+        self.total_ext[:-1] = np.bincount(context, weights=counts, **w)
+        self.total = self.total_ext[:-1]
         n1 = np.bincount(context, weights=counts == 1, **w)
         n2 = np.bincount(context, weights=counts == 2, **w)
         n3 = np.bincount(context, weights=counts >= 3, **w)
@@ -142,15 +148,18 @@ class _Stats:
         # Ready-made quotients (the same IEEE divisions every path would do): the interpolation weight
         # gamma(ctx) per context, and per entry the discounted share num/c(ctx .) and the ratio c/c(ctx .).
         seen = self.total > 0
-        self.gamma = np.ones(num_contexts)
+        self.gamma_ext = np.ones(num_contexts + 1)
+        self.gamma = self.gamma_ext[:-1]
         np.divide(self.gamma_num, self.total, out=self.gamma, where=seen)
         entry_total = self.total[context]
         entry_seen = entry_total > 0  # (continuation totals can be 0: such contexts are skipped anyway)
-        self.share = np.zeros(counts.size)
+        self.share_ext = np.zeros(counts.size + 1)
+        self.share = self.share_ext[:-1]
         np.divide(self.num, entry_total, out=self.share, where=entry_seen)
         self.ratio = np.zeros(counts.size)
         np.divide(counts, entry_total, out=self.ratio, where=entry_seen)
-        for array in (self.total, self.distinct, self.gamma_num, self.num, self.gamma, self.share, self.ratio):
+        for array in (self.total_ext, self.total, self.distinct, self.gamma_num, self.num, self.gamma_ext,
+                      self.gamma, self.share_ext, self.share, self.ratio):
             array.setflags(write=False)
 
 
@@ -182,37 +191,99 @@ class _Level:
         return clipped, (pos < self.keys.size) & (self.keys[clipped] == query)
 
 
+def derive_orders(V: int, level_keys: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
+    """(context keys, rows, continuation counts) of orders 1..K-1 from the n-gram tables of orders 1..K.
+
+    Everything the count tables of `_count` hold besides `level{j}.keys` and `.counts` follows from the keys:
+    the j-gram of row (c, w) of order j drops its first token to become row (suffix(c), w) of order j-1, so its
+    left-extension key is dense_{j-1}(that row) * V + first(c) (sorting those keys gives `context{j}.keys`
+    and the row of every dense id), and N1+(. g) of a (j-1)-gram g is the number of order-j rows that map to
+    it. `level_keys[0]` is unused. LMError where the tables are not closed under suffixes (a corrupt file).
+    """
+    K = len(level_keys) - 1
+    context_keys: list[np.ndarray] = [np.zeros(1, np.int64)]
+    rows: list[np.ndarray] = [np.zeros(1, np.int64)]
+    cont: list[np.ndarray] = [np.zeros(0, np.int64)]
+    if K == 0:
+        return context_keys, rows, cont
+    context_keys.append(level_keys[1].astype(np.int64))  # one token each: both orders are by token
+    rows.append(np.arange(level_keys[1].size, dtype=np.int64))
+    dense = rows[1]  # dense id of every row of the order below
+    for j in range(2, K + 1):
+        keys, below = level_keys[j], level_keys[j - 1]
+        c = keys // V
+        w = keys - c * V
+        lower = context_keys[j - 1][c]  # left-extension key of each row's context
+        s = lower // V if j > 2 else np.zeros_like(c)
+        query = s * V + w
+        r = np.searchsorted(below, query)
+        if r.size and (r.max() >= below.size or np.any(below[np.minimum(r, below.size - 1)] != query)):
+            raise LMError(f"n-gram order {j} lists an n-gram whose last {j - 1} tokens are not an order-{j - 1} "
+                          f"n-gram (the tables are not closed under suffixes)")
+        cont.append(np.bincount(r, minlength=below.size).astype(np.int64))
+        if j == K:
+            break
+        left = dense[r] * V + (lower - s * V)
+        order = np.argsort(left, kind="stable")
+        sorted_left = left[order]
+        if sorted_left.size > 1 and np.any(np.diff(sorted_left) <= 0):
+            raise LMError(f"n-gram order {j} lists the same n-gram twice")
+        context_keys.append(sorted_left)
+        rows.append(order)
+        dense = np.empty(order.size, dtype=np.int64)
+        dense[order] = np.arange(order.size, dtype=np.int64)
+    return context_keys, rows, cont
+
+
 class _Tables:
-    """Every array of a built model (shared, read-only, by all views of it)."""
+    """Every array of a built model (shared, read-only, by all views of it).
+
+    `primary` holds the count tables of `_count`; where it has only `level{j}.keys` and `.counts` (a compact
+    checkpoint, `lm.models.ngram.storage`), the context keys and continuation counts are derived here.
+    """
 
     def __init__(self, primary: dict[str, np.ndarray]):
         meta = primary["meta"]
-        self.vocab_size, self.max_order, self.num_tokens = (int(v) for v in meta)
-        V = self.vocab_size
+        self.vocab_size, self.max_order, self.num_tokens = (int(v) for v in meta[:3])
+        V, K = self.vocab_size, self.max_order
+        level_keys = [np.zeros(0, np.int64)] + [primary[f"level{j}.keys"] for j in range(1, K + 1)]
+        derived_keys, rows, cont = derive_orders(V, level_keys)
+        primary = dict(primary)
+        for m in range(1, K):
+            if f"context{m}.keys" not in primary:
+                primary[f"context{m}.keys"] = derived_keys[m]
+            elif not np.array_equal(primary[f"context{m}.keys"], derived_keys[m]):
+                raise LMError(f"n-gram tensor 'context{m}.keys' does not match the order-{m} table")
+            primary.setdefault(f"level{m}.cont", cont[m])
         self.primary = primary
         for array in primary.values():
             array.setflags(write=False)
         # context_keys[m]: sorted keys of the distinct m-grams (index 0 unused: the empty context has id 0)
         self.context_keys: list[np.ndarray] = [np.zeros(1, np.int64)]
-        for m in range(1, self.max_order):
+        for m in range(1, K):
             self.context_keys.append(primary[f"context{m}.keys"])
         # Where the key range of an order is small, a dense key -> id table (-1 = never seen) replaces the
-        # binary search of the history walk by one array read.
+        # binary search of the history walk by one array read. V more -1 entries at the end: a key
+        # -V..-1 ("no context" times V plus a token) reads one of them, i.e. "never seen".
         self.dense: list[np.ndarray | None] = [None]
-        for m in range(1, self.max_order):
+        for m in range(1, K):
             key_range = self.context_keys[m - 1].size * V if m > 1 else V
             if key_range <= _DENSE_LOOKUP_ENTRIES:
-                table = np.full(key_range, -1, dtype=np.int32)
+                table = np.full(key_range + V, -1, dtype=np.int32)
                 table[self.context_keys[m]] = np.arange(self.context_keys[m].size, dtype=np.int32)
                 table.setflags(write=False)
                 self.dense.append(table)
             else:
                 self.dense.append(None)
-        self._rows_of: dict[int, np.ndarray] = {}  # derived on first use (`rows_of`)
+        # rows_ext[j]: the row in the order-j table of every dense j-gram id, and -1 after them (id -1 -> -1)
+        self.rows_ext: list[np.ndarray] = [np.full(1, -1, dtype=np.int64)]
+        for j in range(1, K):
+            ext = np.append(rows[j], -1)
+            ext.setflags(write=False)
+            self.rows_ext.append(ext)
         self._indexes = LazyIndexes()  # hash indexes of the tables the walk cannot read directly
-        self._derived_lock = threading.Lock()
         self.levels: list[_Level | None] = [None]
-        for j in range(1, self.max_order + 1):
+        for j in range(1, K + 1):
             num_contexts = 1 if j == 1 else self.context_keys[j - 1].size
             self.levels.append(_Level(j, V, num_contexts, primary[f"level{j}.keys"],
                                       primary[f"level{j}.counts"], primary.get(f"level{j}.cont")))
@@ -226,23 +297,15 @@ class _Tables:
         return self._indexes.get(-j, self.levels[j].keys)
 
     def rows_of(self, j: int) -> np.ndarray:
-        """Row in the order-j table of every dense j-gram id (j < max_order): derived once, on first use."""
-        with self._derived_lock:
-            if j not in self._rows_of:
-                order = np.argsort(self.dense_ids(j))
-                order.setflags(write=False)
-                self._rows_of[j] = order
-            return self._rows_of[j]
+        """Row in the order-j table of every dense j-gram id (j < max_order)."""
+        return self.rows_ext[j][:-1]
 
     def dense_ids(self, j: int) -> np.ndarray:
         """Dense j-gram id (position in context_keys[j]) of every row of the order-j table (j < max_order)."""
-        level = self.levels[j]
-        if j == 1:
-            return np.arange(level.keys.size, dtype=np.int64)  # both sorted by the one token
-        ctx = level.keys // self.vocab_size
-        suffix_rows, _ = self.levels[j - 1].find(self.suffix(j, ctx), level.tok)  # always found: counted
-        first = self.context_keys[j - 1][ctx] % self.vocab_size
-        return np.searchsorted(self.context_keys[j], self.dense_ids(j - 1)[suffix_rows] * self.vocab_size + first)
+        rows = self.rows_of(j)
+        out = np.empty(rows.size, dtype=np.int64)
+        out[rows] = np.arange(rows.size, dtype=np.int64)
+        return out
 
     def suffix(self, j: int, context: np.ndarray) -> np.ndarray:
         """Id of the context of order j-1 (drop the oldest token) for contexts of order j."""
@@ -252,56 +315,3 @@ class _Tables:
 
     def num_entries(self, order: int) -> int:
         return int(sum(self.levels[j].keys.size for j in range(1, order + 1)))
-
-    @classmethod
-    def from_tensors(cls, vocab_size: int, tensors: dict[str, torch.Tensor]) -> _Tables:
-        """Check and adopt saved count tensors (LMError on anything inconsistent)."""
-        if not isinstance(tensors, dict) or "meta" not in tensors:
-            raise LMError("n-gram model file has no 'meta' tensor")
-        arrays: dict[str, np.ndarray] = {}
-        for name, tensor in tensors.items():
-            if not isinstance(tensor, torch.Tensor) or tensor.dim() != 1:
-                raise LMError(f"n-gram tensor {name!r} must be a 1-D tensor")
-            if tensor.dtype.is_floating_point or tensor.dtype.is_complex or tensor.dtype == torch.bool:
-                raise LMError(f"n-gram tensor {name!r} must hold integers, not {tensor.dtype}")
-            arrays[name] = tensor.detach().cpu().numpy().astype(np.int64, copy=True)
-        meta = arrays["meta"]
-        if meta.shape != (3,):
-            raise LMError("n-gram 'meta' tensor must hold [vocab_size, order, tokens]")
-        V, K, _ = (int(v) for v in meta)
-        if V != vocab_size:
-            raise LMError(f"n-gram tensors are for a vocabulary of {V}, the config says {vocab_size}")
-        if not 1 <= K <= MAX_ORDER:
-            raise LMError(f"n-gram tensors have an invalid order {K}")
-        expected = {"meta"}
-        expected |= {f"context{m}.keys" for m in range(1, K)}
-        expected |= {f"level{j}.{part}" for j in range(1, K + 1) for part in ("keys", "counts")}
-        expected |= {f"level{j}.cont" for j in range(1, K)}
-        if set(arrays) != expected:
-            missing, extra = sorted(expected - set(arrays)), sorted(set(arrays) - expected)
-            raise LMError(f"n-gram tensors do not match order {K}: missing {missing or 'none'}, "
-                          f"unexpected {extra or 'none'}")
-
-        def check_keys(name: str, keys: np.ndarray, upper: int) -> None:
-            if keys.size and (keys[0] < 0 or keys[-1] >= upper or np.any(np.diff(keys) <= 0)):
-                raise LMError(f"n-gram tensor {name!r} is not sorted or out of range")
-
-        num_grams = [1]
-        for m in range(1, K):
-            keys = arrays[f"context{m}.keys"]
-            check_keys(f"context{m}.keys", keys, num_grams[-1] * V)
-            num_grams.append(keys.size)
-        for j in range(1, K + 1):
-            keys, counts = arrays[f"level{j}.keys"], arrays[f"level{j}.counts"]
-            check_keys(f"level{j}.keys", keys, num_grams[j - 1] * V)
-            if counts.shape != keys.shape or (counts.size and counts.min() < 1):
-                raise LMError(f"n-gram tensor 'level{j}.counts' does not match its keys")
-            if j < K and keys.size != num_grams[j]:
-                raise LMError(f"n-gram order {j} table has {keys.size} entries but {num_grams[j]} contexts")
-            if j < K:
-                cont = arrays[f"level{j}.cont"]
-                if cont.shape != keys.shape or (cont.size and cont.min() < 0):
-                    raise LMError(f"n-gram tensor 'level{j}.cont' does not match its keys")
-        if int(arrays["level1.counts"].sum()) != int(meta[2]):  # unigram counts add up to the tokens
-            raise LMError("n-gram unigram counts do not add up to the token count in 'meta'")
-        return cls(arrays)

@@ -38,8 +38,10 @@ Speed
 Scoring (`target_logprobs`) works on arrays: one history walk over a run of positions gives the context ids
 of every position and, shifted by one, the ids of the n-grams ending at every target, so a target costs one
 array read per order (dense key -> id tables for the orders whose key range is small, hash indexes
-(`lm.models.ngram.keyindex`) for the others, one hashed lookup at the counted order). The full rows needed
-for ranks are built order by order over the *distinct* contexts only. The incremental path (`step`) keeps
+(`lm.models.ngram.keyindex`) for the others, one hashed lookup at the counted order). `logprob_of_targets`
+(log-probs only, what `lm.run.metrics.score` needs) takes the whole-text path of `lm.models.ngram.textscore`,
+a few array passes per order over the whole text with no masks. The full rows needed for ranks are built
+order by order over the *distinct* contexts only. The incremental path (`step`) keeps
 LRU caches of finished rows per history and of rows per (order, context), so sampling mostly costs a
 dictionary lookup. One function per path implements each smoothing rule with the same float operations in
 the same order, so the step, logits and scoring paths agree bit for bit.
@@ -47,7 +49,8 @@ the same order, so the step, logits and scoring paths agree bit for bit.
 Files: this one is the counted model (build, views, counts, persistence); `scoring.HistoryModel` the
 `LanguageModel` paths it shares with the ARPA model (input checks, state, shapes); `smoothing.Smoother`
 computes the probabilities and owns the caches, the only mutable parts of a model (each behind a lock, so
-one model can serve many threads); `counts` builds the count tables; `backoff` is the inspection path;
+one model can serve many threads); `counts` builds the count tables; `storage` saves and checks them (the
+compact checkpoint format, and the one before it); `backoff` is the inspection path;
 `arpa` and `arpa_model` are the ARPA export and the read-only model of an ARPA file.
 """
 
@@ -68,6 +71,7 @@ from lm.models.ngram.counts import MAX_ORDER, _count, _Tables, kn_discounts
 from lm.models.ngram.smoothing import Smoother
 from lm.models.ngram.backoff import backoff_trace
 from lm.models.ngram.scoring import HistoryModel
+from lm.models.ngram.storage import checkpoint_tensors, tables_from_tensors
 from lm.models.trace import NgramTrace
 
 SMOOTHINGS = FAMILIES["ngram"].choices["smoothing"]
@@ -210,24 +214,15 @@ class NgramModel(HistoryModel):
 
     # -- persistence ----------------------------------------------------------------------------------
     def state_tensors(self) -> dict[str, torch.Tensor]:
-        """The count tensors of the orders this view uses (a view of order k saves orders 1..k)."""
-        K = self.config.order
-        p = self._t.primary
-        out = {"meta": torch.tensor([self.vocab_size, K, self._t.num_tokens], dtype=torch.long)}
-        for m in range(1, K):
-            out[f"context{m}.keys"] = torch.from_numpy(p[f"context{m}.keys"].copy())
-        for j in range(1, K + 1):
-            out[f"level{j}.keys"] = torch.from_numpy(p[f"level{j}.keys"].copy())
-            out[f"level{j}.counts"] = torch.from_numpy(p[f"level{j}.counts"].copy())
-            if j < K:
-                out[f"level{j}.cont"] = torch.from_numpy(p[f"level{j}.cont"].copy())
-        return out
+        """The count tensors of the orders this view uses (a view of order k saves orders 1..k), in the
+        compact format of `lm.models.ngram.storage` (the n-gram tables only, narrow integer types)."""
+        return checkpoint_tensors(self._t.primary, self.config.order)
 
     @classmethod
     def from_state(cls, config: ModelConfig, tensors: dict[str, torch.Tensor]) -> NgramModel:
         if not isinstance(config, NgramConfig):
             raise LMError("an n-gram model needs an NgramConfig")
-        return cls(config, _Tables.from_tensors(config.vocab_size, tensors))
+        return cls(config, tables_from_tensors(config.vocab_size, tensors))
 
     # -- inspection path ------------------------------------------------------------------------------
     def trace(self, ids: torch.Tensor, token_strings: Sequence[str] | None = None) -> NgramTrace:

@@ -5,7 +5,9 @@ and scoring. A subclass supplies `self._s`, a scorer over its tables:
 - `log_rows(win)`: natural-log rows [P, V] (log-probabilities; stupid back-off: log-scores);
 - `score_targets(x, flat, target, ranks)`: (log p(target) [P] float64 for the targets after the histories
   ending at flat positions (t < T-1), if `ranks` rows [P, V] in any scale that keeps their order, else None);
-- `history_row(history)`: the cached float32 log row after one history tuple (the step path).
+- `history_row(history)`: the cached float32 log row after one history tuple (the step path);
+- optionally `text_logprobs(x)`: log p of every next token of x[B, T] at once ([B, T-1] float64, or None where
+  the scorer has no such path), which `logprob_of_targets` prefers.
 
 `NgramModel` (counted, `lm.models.ngram.model`) and `ArpaModel` (read from an ARPA file,
 `lm.models.ngram.arpa_model`) are the two subclasses; `start_token` is what a fresh history ends with
@@ -149,6 +151,11 @@ class HistoryModel(LanguageModel):
 
     def _score(self, x: np.ndarray, ranks: bool) -> tuple[np.ndarray, np.ndarray | None]:
         """(log p(x[:, t+1] | history) [B, T-1] float64, ranks [B, T-1] int64 or None)."""
+        if not ranks:  # the whole-text path, where the scorer has one
+            whole = getattr(self._s, "text_logprobs", None)
+            lp = whole(x) if whole is not None else None
+            if lp is not None:
+                return lp, None
         B, T = x.shape
         n = max(T - 1, 0)
         lp = np.empty(B * n, dtype=np.float64)

@@ -21,6 +21,7 @@ import numpy as np
 
 from lm.models.ngram.counts import _Tables
 from lm.models.ngram.scoring import history_windows
+from lm.models.ngram.textscore import text_logprobs
 
 _CACHE_FLOATS = 1 << 22  # per cache: bounds memory whatever the vocabulary size (32 MiB of float64)
 
@@ -355,19 +356,19 @@ class Smoother:
             if j > width:
                 e = self.t.level_index(j).find(c * V + target)
             else:
-                e = np.where(following[:, j] >= 0, self.t.rows_of(j)[np.maximum(following[:, j], 0)], -1)
+                e = self.t.rows_ext[j][following[:, j]]  # (id -1 reads the -1 at the end)
             found = seen & (e >= 0)
-            e = np.maximum(e, 0)
-            if kn:
-                gamma, share = stats.gamma[c], stats.share[e]
+            if kn:  # (e = -1 reads the 0.0 at the end of share_ext)
+                gamma, share = stats.gamma[c], stats.share_ext[e]
                 if raw_rows.size:
                     gamma[raw_rows] = level.raw.gamma[c[raw_rows]]
-                    share[raw_rows] = level.raw.share[e[raw_rows]]
+                    share[raw_rows] = level.raw.share_ext[e[raw_rows]]
                 # parent * gamma, then + share where the target was seen (x * 1.0 and x + 0.0 are x)
                 prob = prob * np.where(seen, gamma, 1.0) + np.where(found, share, 0.0)
             else:
                 best_total = np.where(seen, total, best_total)
-                best_count = np.where(seen, np.where(found, level.raw.counts[e], 0), best_count)
+                count = level.raw.counts[np.maximum(e, 0)] if level.raw.counts.size else 0
+                best_count = np.where(seen, np.where(found, count, 0), best_count)
         if kn:
             return prob
         has = best_total > 0
@@ -377,6 +378,11 @@ class Smoother:
             kv = self.config.k * V
             prob[has] = (best_count[has] + self.config.k) / (best_total[has] + kv)
         return prob
+
+    def text_logprobs(self, x: np.ndarray) -> np.ndarray | None:
+        """log p of every next token of x[B, T] as [B, T-1] float64 (`lm.models.ngram.textscore`; None for
+        stupid back-off)."""
+        return text_logprobs(self, x)
 
     def windows(self, x: np.ndarray, flat: np.ndarray) -> np.ndarray:
         """Histories [len(flat), order-1] ending at flat positions (b * T + t) of x[B, T]."""
