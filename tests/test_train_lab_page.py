@@ -213,3 +213,12 @@ def test_a_chinese_teacher_trains_a_byte_level_model_on_pasted_chinese_and_it_wr
     written = "".join(out.texts)
     assert len(written) > 100 and "\ufffd" not in written and not re.search(r"<0x[0-9A-F]{2}>", written)
     assert sum("\u4e00" <= c <= "\u9fff" for c in written) > 50  # it writes Chinese
+
+
+@pytest.mark.parametrize("mode", ["One model", "Race", "Fine-tune"])
+def test_every_mode_reads_in_chinese(lab, mode):
+    at = open_train({"lang": "zh", "tr_mode": mode, "tr_base": "tiny-char-lstm", "tr_corpus": "names"})
+    start = at.button(key="tr_start").label
+    assert any("\u4e00" <= c <= "\u9fff" for c in start), start
+    labels = [e.label for e in at.expander] + [n.label for n in at.number_input]
+    assert all(any("\u4e00" <= c <= "\u9fff" for c in label) for label in labels), labels

@@ -21,8 +21,8 @@ from ui.i18n import N_, _, option_labels
 # Chosen on the page's main form (or fixed by it): the advanced panels leave these out.
 MAIN_FORM = {"family", "corpus", "tokenizer", "vocab_size", "max_chars", "name", "description", "preset", "steps",
              "minutes", "init_from"}
-PANELS = (("model shape", "Model shape"), ("optimisation", "Optimisation"),
-          ("watching", "Samples and test split"), ("fine-tuning", "Fine-tuning"))
+PANELS = (("model shape", N_("Model shape")), ("optimisation", N_("Optimisation")),
+          ("watching", N_("Samples and test split")), ("fine-tuning", N_("Fine-tuning")))
 DATA_KNOBS_IN_WATCHING = {"test_every"}  # a data knob shown beside the samples: both say how a run is checked
 NGRAM_OPTIMISATION: set[str] = set()  # a counted model has nothing to optimise (its split and counts are fixed)
 KNOB_BY_NAME = {knob.name: knob for knob in KNOBS}
