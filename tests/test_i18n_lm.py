@@ -1,13 +1,16 @@
 """The text `lm` builds in the current language (lm/i18n.py, issue 16 item 3): a chart's title and axes, the
 sentences the pages show, the LMError messages a page user can cause — Chinese under zh, today's English under
 en; the language is per thread (a context variable) and never leaks between two at once; a Streamlit session's
-language reaches lm through ui/i18n.py, also in a script thread where nothing set it (a fragment's rerun); and
-the byte markers of a byte-level model are drawn apart in the GLTR colouring, escaped.
+language reaches lm through ui/i18n.py, also in a script thread where nothing set it (a fragment's rerun); a
+page's cache of lm-built text keeps one entry per language, so the first session to fill it does not choose the
+language of everyone after it; and the byte markers of a byte-level model are drawn apart in the GLTR colouring,
+escaped.
 """
 
 from __future__ import annotations
 
 import ast
+import json
 import pickle
 import sys
 import threading
@@ -23,6 +26,7 @@ if str(ROOT) not in sys.path:
 from lm import i18n, viz  # noqa: E402
 from lm.errors import LMError  # noqa: E402
 from lm.run.generate import GeneratedToken  # noqa: E402
+from app_fixtures import app_home  # noqa: E402,F401  (session fixture: the tiny zoo)
 
 
 def _chinese(text: str) -> bool:
@@ -220,3 +224,144 @@ def test_a_script_thread_nobody_set_the_language_in_asks_the_session():
     at.run()
     assert not at.exception, at.exception
     assert _chinese(at.markdown[0].value)
+
+
+# -- errors a page user can cause, and the messages of a job record --------------------------------------------
+def _bad_sampling():
+    from lm.run.sampling import SamplingSettings
+
+    SamplingSettings(temperature=20)
+
+
+def _bad_race():
+    from lm.app.races import parse_race_values
+
+    parse_race_values("optimizer", "sgd, lion")
+
+
+def _bad_upload():
+    from lm.data.corpus import corpus_from_bytes
+
+    corpus_from_bytes(b"caf\xe9 au lait", "menu.txt")
+
+
+def _bad_name():
+    from lm.store.registry import resolve
+
+    resolve("No Such Model")
+
+
+def _over_budget():
+    from lm.train.budget import MemoryEstimate, check_memory
+
+    check_memory(MemoryEstimate(10, 0, 3 * 2**30, 0), 2**30)
+
+
+@pytest.mark.parametrize("cause,english,value", [
+    (_bad_sampling, "temperature must be between 0 and 10 (0 = greedy), got 20.0", "20.0"),
+    (_bad_race, "'lion' is not one of the optimizer choices: adamw, adam, sgd, nesterov, rmsprop, adagrad", "'lion'"),
+    (_bad_upload, "'menu.txt' is not valid UTF-8 (byte 0xe9 at byte offset 3); save it as UTF-8 text", "0xe9"),
+    (_bad_name, "invalid model name 'No Such Model': use 1-64 lowercase letters, digits, '.', '_' or '-', "
+                "starting with a letter or digit", "'No Such Model'"),
+    (_over_budget, "this run would need about 3.4 GB of memory, over the training budget of 1.0 GB "
+                   "(LM_TRAIN_MEMORY_MB); most of it is activations (try a smaller batch size or context)", "3.4 GB"),
+], ids=["sampling", "race", "upload", "name", "budget"])
+def test_an_error_of_the_converted_modules_reads_in_chinese_and_stays_the_same_in_english(cause, english, value):
+    with pytest.raises(LMError) as info:
+        cause()
+    assert str(info.value) == info.value.args[0] == english
+    with i18n.using("zh"):
+        shown = str(info.value)
+    assert _chinese(shown) and value in shown, shown
+
+
+def test_the_fixed_messages_of_a_job_record_are_in_the_catalog(tmp_path, monkeypatch):
+    """The Train page shows a record's message through `_()`: it must be one of the catalog's messages."""
+    from lm.app.jobs import JobManager
+    from lm.train.settings import TrainSettings
+
+    monkeypatch.setenv("LM_PLAYGROUND_HOME", str(tmp_path))
+    gate = threading.Event()
+
+    def train(settings, on_event):  # holds the one training slot until the test lets it go
+        gate.wait(10)
+        raise LMError("stopped by the test")
+
+    manager = JobManager(tmp_path, max_concurrent=1, train_fn=train, memory_budget=None)
+    first, second = (manager.submit(TrainSettings(family="ngram", corpus="names", name=name, order=2), queue=True)
+                     for name in ("first-run", "second-run"))
+    queued = manager.get(second)["message"]
+    manager.cancel(second)
+    cancelled = manager.get(second)["message"]
+    gate.set()
+    manager.wait(first, 10)
+    zh = i18n.translations("zh")
+    assert (queued, cancelled) == ("waiting for a free training slot", "cancelled before it started")
+    assert _chinese(zh.gettext(queued)) and _chinese(zh.gettext(cancelled))
+
+
+# -- a page's cache keeps one entry per language ---------------------------------------------------------------
+def _chart_texts(at) -> list[list[str]]:
+    """Each chart's title, axis titles and annotations (subplot titles, head labels), as the page sent them."""
+    charts = []
+    for chart in at.get("plotly_chart"):
+        layout = json.loads(chart.proto.spec)["layout"]
+        texts = [(layout.get("title") or {}).get("text")] + [a.get("text") for a in layout.get("annotations", [])]
+        texts += [((layout.get(axis) or {}).get("title") or {}).get("text") for axis in ("xaxis", "yaxis")]
+        charts.append([t for t in texts if t])
+    return charts
+
+
+def _page(file: str, query: dict[str, str], lang: str):
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    for key, value in {**query, "lang": lang}.items():
+        at.query_params[key] = value
+    at.run()
+    at.switch_page(file).run()
+    assert not at.exception, at.exception
+    return at
+
+
+@pytest.mark.parametrize("file,query,cached", [
+    ("views/attention.py", {"att_model": "tiny-char-transformer"}, "Every head, "),  # heads_views: the grid
+    ("views/rnn.py", {"rnn_model": "tiny-char-lstm"}, "share of steps"),  # saturation: its axis
+], ids=["attention", "rnn"])
+def test_a_cached_view_is_drawn_in_each_sessions_language(app_home, file, query, cached):
+    """Sessions in two languages one after the other on one server: each gets the cached figures in its own."""
+    chinese, english, chinese_again = (_page(file, query, lang) for lang in ("zh", "en", "zh"))
+    zh, en = _chart_texts(chinese), _chart_texts(english)
+    assert zh and len(zh) == len(en)
+    assert all(any(_chinese(t) for t in texts) for texts in zh), zh
+    assert not any(_chinese(t) for texts in en for t in texts), en
+    assert any(t.startswith(cached) for texts in en for t in texts), en
+    assert _chart_texts(chinese_again) == zh  # its own entry, found again
+
+
+def _first_text_script():
+    import sys
+
+    import streamlit as st
+
+    sys.path.insert(0, st.session_state["root"])
+    from ui.i18n import language_picker
+    from ui.texts import first_text
+
+    language_picker()
+    st.markdown(first_text("tiny-char-transformer", {"names": "anna\nhannah\nmaria\n" * 8}, "names")[1])
+
+
+def test_the_first_text_note_is_in_each_sessions_language(app_home):
+    from streamlit.testing.v1 import AppTest
+
+    notes = {}
+    for lang in ("zh", "en"):
+        at = AppTest.from_function(_first_text_script, default_timeout=120)
+        at.session_state["root"] = str(ROOT)
+        at.query_params["lang"] = lang
+        at.run()
+        assert not at.exception, at.exception
+        notes[lang] = at.markdown[0].value
+    assert _chinese(notes["zh"]) and "32" in notes["zh"]  # the model's context, in the translation
+    assert notes["en"] == "The sample text is cut at a line or word break to fit this model's context of 32 tokens."

@@ -54,9 +54,10 @@ HEADER = "# Simplified Chinese interface of LM Playground: made by tools/i18n.py
 # lm modules whose LMError messages reach the pages' error boxes: a message is the first argument, a literal with
 # named placeholders (an f-string message cannot be translated and stays English)
 ERROR_MODULES = ("lm/app/playground.py", "lm/app/uploads.py", "lm/app/quotas.py", "lm/app/model_cache.py",
-                 "lm/app/explain.py", "lm/run/generate.py", "lm/run/metrics.py", "lm/inspect/text.py",
-                 "lm/inspect/ngram.py", "lm/inspect/ablation.py", "lm/inspect/attribution.py", "lm/data/tokenizer.py",
-                 "lm/train/settings.py")
+                 "lm/app/explain.py", "lm/app/races.py", "lm/app/jobs.py", "lm/run/generate.py", "lm/run/metrics.py",
+                 "lm/run/sampling.py", "lm/inspect/text.py", "lm/inspect/ngram.py", "lm/inspect/ablation.py",
+                 "lm/inspect/attribution.py", "lm/data/tokenizer.py", "lm/data/textio.py", "lm/data/corpus.py",
+                 "lm/store/paths.py", "lm/store/registry.py", "lm/train/settings.py", "lm/train/budget.py")
 
 
 def _source_files() -> list[Path]:

@@ -19,7 +19,7 @@ from typing import Any, Iterable, Sequence
 import streamlit as st
 
 from lm.inspect import SAMPLE_CHARS, sample_for
-from ui.i18n import _
+from ui.i18n import _, language
 from ui.loaders import cached_model, get_inspection, get_model
 from ui.state import init_from_query
 from ui.widgets import model_picker
@@ -29,9 +29,14 @@ _NOTE = ("background:rgba(28,131,225,0.1);color:rgb(0,66,128);border-radius:0.5r
          "white-space:pre-wrap;margin-bottom:0.75rem")
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
 def first_text(model_name: str, samples: dict[str, str], corpus: str, max_chars: int = SAMPLE_CHARS) -> tuple[str, str]:
-    """`lm.inspect.sample_for` once per model: a user model's sample reads its corpus file."""
+    """`lm.inspect.sample_for` once per model and language: a user model's sample reads its corpus file."""
+    return _first_text(model_name, samples, corpus, max_chars, language())
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _first_text(model_name: str, samples: dict[str, str], corpus: str, max_chars: int, lang: str) -> tuple[str, str]:
+    # `lang` is in the key: the note is written in the language of the session that fills the entry
     return sample_for(cached_model(model_name), samples, corpus, max_chars)
 
 

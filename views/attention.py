@@ -13,7 +13,7 @@ from lm.models import families_for_page
 from lm import viz
 from lm.inspect import MAX_TEXT_CHARS, describe_head, head_summary, notable_head
 from lm.viz.attention import attention_on_text
-from ui.i18n import _
+from ui.i18n import _, language
 from ui.loaders import available_models, inspection
 from ui.state import init_from_query, write_query
 from ui.texts import keep_valid, model_text_inspection, pick_model, plain_caption
@@ -29,8 +29,9 @@ LAST = 10**6  # "the last token": clamped to the text's length
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)
-def heads_views(model_name: str, text: str):
-    """The all-heads grid, the per-head summary and the head to show first: they depend on the text only."""
+def heads_views(model_name: str, text: str, lang: str):
+    """The all-heads grid, the per-head summary and the head to show first: they depend on the text only (and
+    `lang`, the session's language: the figures' titles and labels are written in it, so it is in the key)."""
     trace = inspection(model_name, text).trace
     summary = head_summary(trace.attention, trace.head_output_norm)
     T = trace.attention.shape[-1]
@@ -59,7 +60,7 @@ def head_view(name: str, text: str) -> None:
                           format_func=lambda t: f"{t}: {viz.visible(ins.tokens[t], 16)}")
     write_query(["att_model", "att_text", "att_layer", "att_head", "att_token"])
     layer, head, token = st.session_state["att_layer"], st.session_state["att_head"], st.session_state["att_token"]
-    summary, clearest = heads_views(name, text)[2:]
+    summary, clearest = heads_views(name, text, language())[2:]
     st.caption(describe_head(summary, layer, head, math.log(T) or None))
     if (layer, head) != clearest:
         hint, button = st.columns([4, 1], vertical_alignment="center")
@@ -95,7 +96,7 @@ def main() -> None:
     if found is None:
         return
     text, ins = found
-    grid, summary_fig = heads_views(name, text)[:2]
+    grid, summary_fig = heads_views(name, text, language())[:2]
     init_from_query({"att_layer": 0, "att_head": 0, "att_token": LAST})
     head_view(name, text)
     st.subheader(_("Every head at once"))
@@ -104,7 +105,7 @@ def main() -> None:
     st.plotly_chart(grid, key="att_grid", width="stretch", theme=None)
     st.subheader(_("Per-head summary"))
     st.plotly_chart(summary_fig, key="att_summary", width="stretch", theme=None)
-    rows = heads_views(name, text)[2].rows()
+    rows = heads_views(name, text, language())[2].rows()
     with st.expander(_("Table of every head")):
         st.dataframe(rows, key="att_table", hide_index=True,
                      column_config={k: st.column_config.NumberColumn(format="%.3f") for k in rows[0]

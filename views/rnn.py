@@ -10,7 +10,7 @@ import streamlit as st
 from lm.models import families_for_page
 from lm import viz
 from lm.inspect import FEATURES, MAX_TEXT_CHARS, SIGMOID_STATES, compare_cells, feature_units, gate_saturation
-from ui.i18n import N_, _, option_labels
+from ui.i18n import N_, _, language, option_labels
 from ui.loaders import available_models, get_model, inspection
 from ui.state import init_from_query, write_query
 from ui.texts import keep_valid, model_text_inspection, pick_model
@@ -32,7 +32,8 @@ def matches(model_name: str, text: str, state: str, layer: int):
 
 
 @st.cache_resource(max_entries=32, show_spinner=False)
-def saturation(model_name: str, text: str, layer: int):
+def saturation(model_name: str, text: str, layer: int, lang: str):
+    """The gate saturation figure; `lang` (the session's language, that of its titles) is part of the key."""
     states = inspection(model_name, text).trace.states
     return viz.saturation_figure({n: gate_saturation(v[layer]) for n, v in states.items() if n in SIGMOID_STATES},
                                  title=None)
@@ -155,7 +156,7 @@ def main() -> None:
         st.caption(_("For every unit of each gate: the share of steps it spent almost fully open (> 0.9) or almost "
                      "shut (< 0.1). Units near 1 act like switches; a forget gate stuck open keeps a memory for "
                      "long."))
-        st.plotly_chart(saturation(name, text, layer), key="rnn_saturation", width="stretch", theme=None)
+        st.plotly_chart(saturation(name, text, layer, language()), key="rnn_saturation", width="stretch", theme=None)
 
 
 main()

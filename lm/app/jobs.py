@@ -17,8 +17,7 @@ first. A running job can be paused, unpaused, or run to its next evaluation and 
 `unpause`, `step_eval`; the worker's stdin commands, lm/app/worker.py). Its record's history keeps, besides
 the losses, `clock` ([step, tokens seen, seconds trained]) and `samples` ([step, text]) as the run reports them.
 
-Uploaded corpora are validated with `lm.data.corpus.corpus_from_bytes` and kept under `$LM_PLAYGROUND_HOME/
-corpora/` (`save_upload`), so training, resuming and the memorisation meter can read them later.
+Uploaded corpora (`save_upload`: validated, kept under `$LM_PLAYGROUND_HOME/corpora/`) are lm/app/uploads.py's.
 """
 
 from __future__ import annotations
@@ -38,6 +37,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from lm.errors import LMError
+from lm.i18n import N_  # the fixed messages of a job record: the Train page shows them translated
 from lm.app.quotas import TEACHER, Quotas, check_training
 from lm.app.uploads import corpora_dir, save_upload, upload_max_bytes  # noqa: F401  re-exported for the pages
 from lm.app.records import (  # noqa: F401  ACTIVE, TERMINAL and jobs_dir are read through this module
@@ -67,9 +67,9 @@ def max_concurrent_from_env() -> int:
     try:
         value = int(raw)
     except ValueError:
-        raise LMError(f"LM_MAX_TRAININGS must be a whole number, not {raw!r}") from None
+        raise LMError("LM_MAX_TRAININGS must be a whole number, not {value!r}", value=raw) from None
     if value < 0:
-        raise LMError(f"LM_MAX_TRAININGS must be 0 (no training on this server) or more, not {value}")
+        raise LMError("LM_MAX_TRAININGS must be 0 (no training on this server) or more, not {value}", value=value)
     return value
 
 
@@ -121,7 +121,7 @@ class JobManager:
             if record.get("status") in ACTIVE:
                 if owner_alive(record.get("owner")):  # a sibling replica sharing this home is training it
                     continue
-                record.update(status="interrupted", message="the server stopped during this run", paused=False)
+                record.update(status="interrupted", message=N_("the server stopped during this run"), paused=False)
                 record["resumable"] = self._has_resume_state(record)
                 self._jobs[record["id"]] = record
                 self._save(record["id"], force=True)
@@ -179,16 +179,16 @@ class JobManager:
             running = [r for r in self._jobs.values() if r["status"] in ACTIVE]
             full = self._occupied() >= self.max_concurrent
             if full and not queue:
-                names = ", ".join(r["name"] for r in running)
-                raise LMError(f"the server is already training {len(running)} model(s) ({names}); the limit is "
-                              f"{self.max_concurrent} at a time — wait for it to finish or cancel it")
+                raise LMError("the server is already training {count} model(s) ({names}); the limit is {limit} "
+                              "at a time — wait for it to finish or cancel it", count=len(running),
+                              limit=self.max_concurrent, names=", ".join(r["name"] for r in running))
             if plan.name in {r["name"] for r in self._jobs.values() if r["status"] in ACTIVE}:
-                raise LMError(f"a model named {plan.name!r} is being trained right now; pick another name")
+                raise LMError("a model named {name!r} is being trained right now; pick another name", name=plan.name)
             if any(r["name"] == plan.name and r.get("resumable") and r["id"] != job_id for r in self._jobs.values()):
-                raise LMError(f"the name {plan.name!r} is held by a stopped run that can still be resumed; pick "
-                              "another name (or resume or delete that run)")
+                raise LMError("the name {name!r} is held by a stopped run that can still be resumed; pick another "
+                              "name (or resume or delete that run)", name=plan.name)
             if not settings.resume and any(m.name == plan.name for m in list_models()):
-                raise LMError(f"a model named {plan.name!r} already exists; pick another name")
+                raise LMError("a model named {name!r} already exists; pick another name", name=plan.name)
             if not settings.resume:
                 others = [r for r in self._jobs.values() if not race or (r.get("race") or {}).get("id") != race["id"]]
                 check_training(self.quotas, others, None if owner == TEACHER else owner, self.home, ACTIVE)
@@ -198,7 +198,7 @@ class JobManager:
                 "id": job_id, "name": plan.name, "directory": str(plan.directory), "status": "queued",
                 "settings": settings.to_json(), "created": previous.get("created", time.time()),
                 "started": None, "ended": None, "error": None,
-                "message": "waiting for a free training slot" if full else "starting",
+                "message": N_("waiting for a free training slot") if full else N_("starting"),
                 "progress": {"step": 0, "total": plan.steps, "minutes": plan.minutes, "elapsed": 0.0,
                              "phase": "setup", "tokens_per_second": 0.0},
                 "history": {part: list((previous.get("history") or {}).get(part, [])) if settings.resume else []
@@ -238,22 +238,23 @@ class JobManager:
 
     def _check_control(self, record: dict[str, Any], by: str | None) -> None:
         if not self.may_control(record, by):
-            raise LMError(f"{record['name']} was started by another student: only they or the teacher can change it")
+            raise LMError("{name} was started by another student: only they or the teacher can change it",
+                          name=record["name"])
 
     def resume(self, job_id: str, by: str | None = None) -> str:
         """Continue an interrupted or cancelled run from the resume state `lm.train.loop` left behind."""
         with self._lock:
             record = self._jobs.get(job_id)
             if record is None:
-                raise LMError(f"no training job {job_id!r}")
+                raise LMError("no training job {job!r}", job=job_id)
             self._check_control(record, by)
             if record.get("killed_for_memory"):
-                raise LMError(f"{record['name']} was stopped for using too much memory; resuming it would do the "
-                              "same — start a smaller run instead")
+                raise LMError("{name} was stopped for using too much memory; resuming it would do the same — "
+                              "start a smaller run instead", name=record["name"])
             if record["status"] in ACTIVE:
-                raise LMError(f"{record['name']} is still training")
+                raise LMError("{name} is still training", name=record["name"])
             if not self._has_resume_state(record):
-                raise LMError(f"{record['name']} has no saved state to resume from")
+                raise LMError("{name} has no saved state to resume from", name=record["name"])
             settings = settings_from_json(record["settings"], resume=True, out=record["directory"])
         return self.submit(settings, job_id=job_id, owner=record.get("owner_token"))
 
@@ -265,30 +266,30 @@ class JobManager:
                 return False
             self._check_control(record, by)
             if self._pending.pop(job_id, None) is not None:
-                self._end(job_id, "cancelled", message="cancelled before it started")
+                self._end(job_id, "cancelled", message=N_("cancelled before it started"))
                 return True
             self._stops[job_id].set()
-            record["message"] = "stopping…"
+            record["message"] = N_("stopping…")
             self._save(job_id, force=True)
             return True
 
     def pause(self, job_id: str, by: str | None = None) -> bool:
         """Hold a running run between two steps (its clock stops too); False when it is not running."""
-        return self._command(job_id, by, "pause", "pausing…")
+        return self._command(job_id, by, "pause", N_("pausing…"))
 
     def unpause(self, job_id: str, by: str | None = None) -> bool:
         """Let a paused run go on."""
-        return self._command(job_id, by, "resume", "going on…")
+        return self._command(job_id, by, "resume", N_("going on…"))
 
     def step_eval(self, job_id: str, by: str | None = None) -> bool:
         """Run a (paused or running) run to its next evaluation, then pause it there."""
-        return self._command(job_id, by, "step", "running to the next evaluation…")
+        return self._command(job_id, by, "step", N_("running to the next evaluation…"))
 
     def _command(self, job_id: str, by: str | None, command: str, message: str) -> bool:
         with self._lock:
             record = self._jobs.get(job_id)
             if record is None:
-                raise LMError(f"no training job {job_id!r}")
+                raise LMError("no training job {job!r}", job=job_id)
             self._check_control(record, by)
             send = self._controls.get(job_id)
             if record["status"] != "running" or send is None:
@@ -309,13 +310,13 @@ class JobManager:
         with self._lock:
             records = [r for r in self._jobs.values() if r["name"] == name]
             if any(r["status"] in ACTIVE for r in records):
-                raise LMError(f"{name} is being trained right now; cancel the run first")
+                raise LMError("{name} is being trained right now; cancel the run first", name=name)
             if by is not None and by != TEACHER and not any(r.get("owner_token") == by for r in records):
-                raise LMError(f"{name} was not made by you: only its owner or the teacher can delete it")
+                raise LMError("{name} was not made by you: only its owner or the teacher can delete it", name=name)
             delete_model(name)
             for record in records:  # its runs can no longer be resumed, and the name is free again
                 record["resumable"] = False
-                record["message"] = "model deleted"
+                record["message"] = N_("model deleted")
                 self._save(record["id"], force=True)
 
     def wait(self, job_id: str, timeout: float | None = None) -> dict[str, Any] | None:
@@ -330,7 +331,7 @@ class JobManager:
         settings = dataclasses.replace(settings, save_minutes=min(settings.save_minutes, 1.0),
                                        threads=settings.threads or self._threads)
         with self._lock:
-            self._jobs[job_id].update(status="running", started=time.time(), message="starting")
+            self._jobs[job_id].update(status="running", started=time.time(), message=N_("starting"))
             self._save(job_id, force=True)
         if self._train_fn is not None:
             gate = PauseGate()
@@ -370,8 +371,8 @@ class JobManager:
     def _finish(self, job_id: str, summary: dict[str, Any]) -> None:
         stopped = bool(summary.pop("stopped", False))
         self._end(job_id, "cancelled" if stopped else "finished", result=summary,
-                  message=("stopped early; the best weights so far are saved" if stopped and summary.get("path")
-                           else "stopped before the first step" if stopped else "done"))
+                  message=(N_("stopped early; the best weights so far are saved") if stopped and summary.get("path")
+                           else N_("stopped before the first step") if stopped else N_("done")))
 
     def _on_event(self, job_id: str, event) -> bool:
         with self._lock:

@@ -47,11 +47,16 @@ def run_name(base: str, value: Any) -> str:
     return validate_name(f"{base[:63 - min(len(slug), 30)]}-{slug[:30]}")
 
 
+def _check_setting(setting: str) -> None:
+    if setting not in RACE_SETTINGS:
+        raise LMError("a race varies one of {settings}, not {setting!r}", settings=", ".join(RACE_SETTINGS),
+                      setting=setting)
+
+
 def parse_race_values(setting: str, text: str) -> list[Any]:
     """A race's values as typed on the page ("sgd, adam", "0.001, 0.01", "8, full"): comma-separated, each
     read as the setting's kind (lm.train.knobs); a value that is not of that kind is a one-line LMError."""
-    if setting not in RACE_SETTINGS:
-        raise LMError(f"a race varies one of {', '.join(RACE_SETTINGS)}, not {setting!r}")
+    _check_setting(setting)
     knob = _KIND[setting]
     read = {"int": int, "float": float, "batch": parse_batch}.get(knob.kind, str)
     values = []
@@ -61,9 +66,11 @@ def parse_race_values(setting: str, text: str) -> list[Any]:
         try:
             value = read(item)
         except ValueError:
-            raise LMError(f"{item!r} is not a value of {setting} ({knob.help})") from None
+            raise LMError("{item!r} is not a value of {setting} ({help})", item=item, setting=setting,
+                          help=knob.help) from None
         if knob.choices and value not in knob.choices:
-            raise LMError(f"{item!r} is not one of the {setting} choices: {', '.join(knob.choices)}")
+            raise LMError("{item!r} is not one of the {setting} choices: {choices}", item=item, setting=setting,
+                          choices=", ".join(knob.choices))
         values.append(value)
     return values
 
@@ -71,13 +78,13 @@ def parse_race_values(setting: str, text: str) -> list[Any]:
 def race_settings(base: TrainSettings, setting: str, values: Sequence[Any]) -> list[TrainSettings]:
     """One `TrainSettings` per value of `setting`, everything else as in `base` (its data, its seed); each
     checked, so a bad value is a one-line LMError before any run starts."""
-    if setting not in RACE_SETTINGS:
-        raise LMError(f"a race varies one of {', '.join(RACE_SETTINGS)}, not {setting!r}")
+    _check_setting(setting)
     values = list(values)
     if not MIN_RUNS <= len(values) <= MAX_RUNS:
-        raise LMError(f"a race has {MIN_RUNS} to {MAX_RUNS} runs, not {len(values)}")
+        raise LMError("a race has {least} to {most} runs, not {count}", least=MIN_RUNS, most=MAX_RUNS,
+                      count=len(values))
     if len({repr(v) for v in values}) != len(values):
-        raise LMError(f"the race's {setting} values must differ from each other")
+        raise LMError("the race's {setting} values must differ from each other", setting=setting)
     runs = [dataclasses.replace(base, **{setting: value}, name=run_name(base.name, value), out=None)
             for value in values]
     for run in runs:

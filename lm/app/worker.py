@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from lm.errors import LMError
+from lm.i18n import N_
 from lm.train.control import PauseGate
 from lm.train.settings import TrainEvent, TrainSettings
 
@@ -180,7 +181,7 @@ class Outcome:
                 f"stopped: the training grew to {self.peak_rss / 2**30:.1f} GB of memory, over this server's "
                 f"limit of {(memory_budget or 0) / 2**30:.1f} GB; choose a smaller size, batch or context")}
         if self.forced:
-            return "cancelled", {"message": "cancelled before the first step"}
+            return "cancelled", {"message": N_("cancelled before the first step")}
         if self.error is not None:
             return "failed", {"error": self.error}
         if self.result is not None:

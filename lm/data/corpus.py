@@ -56,7 +56,12 @@ _TITLES = {"shakespeare": "Shakespeare's plays", "names": "First names", "python
 def _check_max_chars(max_chars: int | None) -> None:
     if max_chars is not None and (isinstance(max_chars, bool) or not isinstance(max_chars, int)
                                   or max_chars < 1):
-        raise LMError(f"max_chars must be a positive whole number, got {max_chars!r}")
+        raise LMError("max_chars must be a positive whole number, got {value!r}", value=max_chars)
+
+
+def _unknown_builtin(name: str) -> LMError:
+    return LMError("unknown built-in corpus '{name}' (choose from {choices})", name=name,
+                   choices=", ".join(BUILTIN_CORPORA))
 
 
 def _truncate(corpus: Corpus, max_chars: int | None) -> Corpus:
@@ -97,7 +102,7 @@ def _builtin(name: str, max_chars: int | None) -> Corpus:
         corpus = Corpus("python", _python_documents(cap), "\n\n", _DESCRIPTIONS[name])
         max_chars = cap
     else:
-        raise LMError(f"unknown built-in corpus '{name}' (choose from {', '.join(BUILTIN_CORPORA)})")
+        raise _unknown_builtin(name)
     return _truncate(corpus, max_chars)
 
 
@@ -118,8 +123,8 @@ def load_corpus(name_or_path: str | os.PathLike, max_chars: int | None = None, *
     path = Path(name_or_path)
     if isinstance(name_or_path, str) and not path.exists() and os.sep not in name_or_path \
             and "." not in name_or_path:
-        raise LMError(f"unknown corpus '{name_or_path}': not a built-in corpus "
-                      f"({', '.join(BUILTIN_CORPORA)}) and no such file")
+        raise LMError("unknown corpus '{name}': not a built-in corpus ({choices}) and no such file",
+                      name=name_or_path, choices=", ".join(BUILTIN_CORPORA))
     text = read_text_file(path, max_bytes)
     return _truncate(_user_corpus(text, path.name), max_chars)
 
@@ -135,7 +140,8 @@ def corpus_from_text(text: str, name: str = "user", *, max_bytes: int | None = D
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:
-        raise LMError(f"{what} contains an invalid character (lone surrogate) at position {exc.start}") from None
+        raise LMError("{what} contains an invalid character (lone surrogate) at position {position}", what=what,
+                      position=exc.start) from None
     text = decode_text(text.encode("utf-8"), what)  # same binary / line-ending rules as files
     check_not_blank(text, what)
     return _truncate(_user_corpus(text, name), max_chars)
@@ -193,7 +199,7 @@ def corpus_title(name: str) -> str:
 def describe_corpus(name: str) -> dict[str, Any]:
     """Short facts about a built-in corpus for pickers: name, title, description, chars, documents."""
     if name not in BUILTIN_CORPORA:
-        raise LMError(f"unknown built-in corpus '{name}' (choose from {', '.join(BUILTIN_CORPORA)})")
+        raise _unknown_builtin(name)
     corpus = load_corpus(name)
     return {
         "name": name,

@@ -48,7 +48,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         mode = target.stat().st_mode & 0o777 if target.exists() else 0o644
         fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     except OSError as exc:
-        raise LMError(f"cannot write {target}: {exc.strerror or exc}") from None
+        raise LMError("cannot write {path}: {reason}", path=target, reason=exc.strerror or exc) from None
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -62,7 +62,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         except OSError:
             pass
         if isinstance(exc, OSError):
-            raise LMError(f"cannot write {target}: {exc.strerror or exc}") from None
+            raise LMError("cannot write {path}: {reason}", path=target, reason=exc.strerror or exc) from None
         raise
 
 
@@ -85,21 +85,21 @@ def decode_text(data: bytes, what: str = "the text") -> str:
     """
     nul = data.find(b"\x00")
     if nul != -1:
-        raise LMError(f"{what} looks like a binary file (NUL byte at byte offset {nul}), not text")
+        raise LMError("{what} looks like a binary file (NUL byte at byte offset {offset}), not text", what=what,
+                      offset=nul)
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         bad = data[exc.start : exc.start + 1].hex()
-        raise LMError(
-            f"{what} is not valid UTF-8 (byte 0x{bad} at byte offset {exc.start}); save it as UTF-8 text"
-        ) from None
+        raise LMError("{what} is not valid UTF-8 (byte 0x{byte} at byte offset {offset}); save it as UTF-8 text",
+                      what=what, byte=bad, offset=exc.start) from None
     sample = text[:_BINARY_SAMPLE_CHARS]
     controls = sum(1 for ch in sample if ch < " " and ch not in _TEXT_CONTROLS)
     if sample and controls / len(sample) > _BINARY_CONTROL_FRACTION:
-        raise LMError(f"{what} looks like a binary file ({controls} control characters in the first "
-                      f"{len(sample)} characters), not text")
+        raise LMError("{what} looks like a binary file ({controls} control characters in the first {chars} "
+                      "characters), not text", what=what, controls=controls, chars=len(sample))
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     return text
@@ -108,16 +108,17 @@ def decode_text(data: bytes, what: str = "the text") -> str:
 def check_not_blank(text: str, what: str = "the text") -> str:
     """Return `text` unchanged, or raise LMError if it is empty or whitespace only."""
     if not text:
-        raise LMError(f"{what} is empty")
+        raise LMError("{what} is empty", what=what)
     if text.isspace():
-        raise LMError(f"{what} contains only whitespace")
+        raise LMError("{what} contains only whitespace", what=what)
     return text
 
 
 def check_size(num_bytes: int, max_bytes: int | None, what: str = "the text") -> None:
     """Raise LMError if `num_bytes` exceeds `max_bytes` (None: no limit), stating both sizes."""
     if max_bytes is not None and num_bytes > max_bytes:
-        raise LMError(f"{what} is {format_size(num_bytes)}, over the {format_size(max_bytes)} limit")
+        raise LMError("{what} is {size}, over the {limit} limit", what=what, size=format_size(num_bytes),
+                      limit=format_size(max_bytes))
 
 
 def read_text_file(path: str | os.PathLike, max_bytes: int | None = DEFAULT_MAX_BYTES) -> str:
@@ -126,12 +127,12 @@ def read_text_file(path: str | os.PathLike, max_bytes: int | None = DEFAULT_MAX_
     what = str(file)
     try:
         if file.is_dir():
-            raise LMError(f"{what} is a directory, not a text file")
+            raise LMError("{what} is a directory, not a text file", what=what)
         if not file.exists():
-            raise LMError(f"no such file: {what}")
+            raise LMError("no such file: {what}", what=what)
         check_size(file.stat().st_size, max_bytes, what)
         data = file.read_bytes()
     except OSError as exc:
-        raise LMError(f"cannot read {what}: {exc.strerror or exc}") from None
+        raise LMError("cannot read {what}: {reason}", what=what, reason=exc.strerror or exc) from None
     check_size(len(data), max_bytes, what)  # the file may have grown since stat()
     return check_not_blank(decode_text(data, what), what)

@@ -80,7 +80,8 @@ def encode_prompt(tokenizer, prompt: str) -> PromptEncoding:
     if not isinstance(prompt, str):
         raise LMError("the prompt must be text")
     if len(prompt) > MAX_PROMPT_CHARS:
-        raise LMError(f"the prompt has {len(prompt):,} characters; the limit is {MAX_PROMPT_CHARS:,}")
+        raise LMError("the prompt has {chars:,} characters; the limit is {limit:,}", chars=len(prompt),
+                      limit=MAX_PROMPT_CHARS)
     started_empty = prompt == ""
     ids, replaced = tokenizer.encode_report(START_TEXT if started_empty else prompt)
     if not ids:

@@ -59,44 +59,46 @@ class SamplingSettings:
         def number(name: str, cast: type) -> Any:
             value = getattr(self, name)
             if isinstance(value, bool):
-                raise LMError(f"{name} must be a number, got {value!r}")
+                raise LMError("{name} must be a number, got {value!r}", name=name, value=value)
             try:
                 converted = cast(value)
                 whole = cast is not int or converted == float(value)  # float() may fail too: b"1", 10**400
             except (TypeError, ValueError, OverflowError):
-                raise LMError(f"{name} must be a number, got {value!r}") from None
+                raise LMError("{name} must be a number, got {value!r}", name=name, value=value) from None
             if cast is float and not math.isfinite(converted):
-                raise LMError(f"{name} must be a finite number, got {value!r}")
+                raise LMError("{name} must be a finite number, got {value!r}", name=name, value=value)
             if not whole:
-                raise LMError(f"{name} must be a whole number, got {value!r}")
+                raise LMError("{name} must be a whole number, got {value!r}", name=name, value=value)
             object.__setattr__(self, name, converted)
             return converted
 
         if not 0.0 <= number("temperature", float) <= 10.0:
-            raise LMError(f"temperature must be between 0 and 10 (0 = greedy), got {self.temperature}")
+            raise LMError("temperature must be between 0 and 10 (0 = greedy), got {value}", value=self.temperature)
         if number("top_k", int) < 0:
-            raise LMError(f"top_k must be 0 (off) or a positive number of tokens, got {self.top_k}")
+            raise LMError("top_k must be 0 (off) or a positive number of tokens, got {value}", value=self.top_k)
         if not 0.0 < number("top_p", float) <= 1.0:
-            raise LMError(f"top_p must be in (0, 1] (1 = off), got {self.top_p}")
+            raise LMError("top_p must be in (0, 1] (1 = off), got {value}", value=self.top_p)
         if not 0.0 <= number("min_p", float) < 1.0:
-            raise LMError(f"min_p must be in [0, 1) (0 = off), got {self.min_p}")
+            raise LMError("min_p must be in [0, 1) (0 = off), got {value}", value=self.min_p)
         if not 1.0 <= number("repetition_penalty", float) <= 10.0:
-            raise LMError(f"repetition_penalty must be between 1 (off) and 10, got {self.repetition_penalty}")
+            raise LMError("repetition_penalty must be between 1 (off) and 10, got {value}",
+                          value=self.repetition_penalty)
         if not 1 <= number("max_new_tokens", int) <= MAX_NEW_TOKENS:
-            raise LMError(f"max_new_tokens must be between 1 and {MAX_NEW_TOKENS}, got {self.max_new_tokens}")
+            raise LMError("max_new_tokens must be between 1 and {most}, got {value}", most=MAX_NEW_TOKENS,
+                          value=self.max_new_tokens)
         if not 0 <= number("seed", int) < 2**63:
-            raise LMError(f"seed must be a non-negative whole number, got {self.seed}")
+            raise LMError("seed must be a non-negative whole number, got {value}", value=self.seed)
         if not 1 <= number("samples", int) <= MAX_SAMPLES:
-            raise LMError(f"samples must be between 1 and {MAX_SAMPLES}, got {self.samples}")
+            raise LMError("samples must be between 1 and {most}, got {value}", most=MAX_SAMPLES, value=self.samples)
         try:
             stop = (self.stop,) if isinstance(self.stop, str) else () if self.stop is None else tuple(self.stop)
         except TypeError:
-            raise LMError(f"stop must be text or a list of texts, got {self.stop!r}") from None
+            raise LMError("stop must be text or a list of texts, got {value!r}", value=self.stop) from None
         if any(not isinstance(s, str) or not s for s in stop):
             raise LMError("stop strings must be non-empty text")
         object.__setattr__(self, "stop", stop)
         if not isinstance(self.valid_utf8, (bool, np.bool_)):
-            raise LMError(f"valid_utf8 must be true or false, got {self.valid_utf8!r}")
+            raise LMError("valid_utf8 must be true or false, got {value!r}", value=self.valid_utf8)
         object.__setattr__(self, "valid_utf8", bool(self.valid_utf8))
 
     def replace(self, **changes: Any) -> "SamplingSettings":

@@ -35,6 +35,6 @@ def is_valid_name(name: object) -> bool:
 def validate_name(name: str) -> str:
     """Return `name` if it is safe to use as a directory name, else raise LMError."""
     if not is_valid_name(name):
-        raise LMError(f"invalid model name {name!r}: use 1-64 lowercase letters, digits, '.', '_' or '-', "
-                      "starting with a letter or digit")
+        raise LMError("invalid model name {name!r}: use 1-64 lowercase letters, digits, '.', '_' or '-', "
+                      "starting with a letter or digit", name=name)
     return name

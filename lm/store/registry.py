@@ -144,15 +144,17 @@ def resolve(name_or_path: str) -> Path:
         path = Path(name_or_path).expanduser()
         if path.is_dir() or is_arpa_file(path):
             return path
-        raise LMError(f"no model directory at {name_or_path}")
+        raise LMError("no model directory at {path}", path=name_or_path)
     name = validate_name(name_or_path)
     for root in (user_models_dir(), ASSETS_DIR):
         if (root / name).is_dir() or is_arpa_file(root / name):
             return root / name
     if is_arpa_file(Path(name)):  # `-m model.arpa` in the working directory
         return Path(name)
-    known = ", ".join(m.name for m in list_models()) or "none"
-    raise LMError(f"no model named {name!r} (known: {known})")
+    known = ", ".join(m.name for m in list_models())
+    if not known:
+        raise LMError("no model named {name!r} (known: none)", name=name)
+    raise LMError("no model named {name!r} (known: {known})", name=name, known=known)
 
 
 def load_model(name_or_path: str, device: str | None = None) -> LoadedModel:
@@ -174,7 +176,8 @@ def load_model(name_or_path: str, device: str | None = None) -> LoadedModel:
         try:
             path = download_gpt2(repo)
         except LMError as exc:
-            raise LMError(f"no model directory at {name_or_path}, and {exc}") from None
+            # the Hub's error as a value: an LMError too, so it is shown in the language of whoever shows this one
+            raise LMError("no model directory at {path}, and {reason}", path=name_or_path, reason=exc) from None
     if is_arpa_file(path):
         loaded = load_arpa(path, name=path.name)
     elif (path / RECIPE_FILE).is_file():
@@ -219,8 +222,8 @@ def delete_model(name: str) -> Path:
     path = user_models_dir() / name
     if not path.is_dir():
         if (ASSETS_DIR / name).is_dir():
-            raise LMError(f"{name!r} is part of the shipped zoo and cannot be deleted")
-        raise LMError(f"no user model named {name!r}")
+            raise LMError("{name!r} is part of the shipped zoo and cannot be deleted", name=name)
+        raise LMError("no user model named {name!r}", name=name)
     doomed = path.parent / f".{name}.deleting-{uuid.uuid4().hex[:8]}"
     os.replace(path, doomed)
     shutil.rmtree(doomed, ignore_errors=True)

@@ -93,9 +93,9 @@ def memory_budget(share: float = 0.25, cap: int | None = DEFAULT_BUDGET_CAP) -> 
         try:
             value = float(raw)
         except ValueError:
-            raise LMError(f"{MEMORY_ENV} must be a number of megabytes, not {raw!r}") from None
+            raise LMError("{env} must be a number of megabytes, not {value!r}", env=MEMORY_ENV, value=raw) from None
         if value <= 0:
-            raise LMError(f"{MEMORY_ENV} must be a positive number of megabytes, not {raw!r}")
+            raise LMError("{env} must be a positive number of megabytes, not {value!r}", env=MEMORY_ENV, value=raw)
         return int(value * 2**20)
     try:
         total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
@@ -105,14 +105,19 @@ def memory_budget(share: float = 0.25, cap: int | None = DEFAULT_BUDGET_CAP) -> 
 
 
 def check_memory(estimate: MemoryEstimate, budget: int | None) -> None:
-    """Raise a one-line LMError when `estimate` does not fit `budget` (None: no budget)."""
+    """Raise a one-line LMError when `estimate` does not fit `budget` (None: no budget). Three whole sentences,
+    one per biggest part, so a translation never has to glue a phrase into another."""
     if budget is None or estimate.total <= budget:
         return
-    biggest = "activations (try a smaller batch size or context)" if estimate.activation_bytes >= max(
-        estimate.weights_bytes, estimate.data_bytes) else "weights and optimizer state (try a smaller size)" \
-        if estimate.weights_bytes >= estimate.data_bytes else "the training text (use fewer characters or a lower order)"
-    raise LMError(f"this run would need about {_gb(estimate.total)} of memory, over the training budget of "
-                  f"{_gb(budget)} ({MEMORY_ENV}); most of it is {biggest}")
+    fields = dict(need=_gb(estimate.total), budget=_gb(budget), env=MEMORY_ENV)
+    if estimate.activation_bytes >= max(estimate.weights_bytes, estimate.data_bytes):
+        raise LMError("this run would need about {need} of memory, over the training budget of {budget} ({env}); "
+                      "most of it is activations (try a smaller batch size or context)", **fields)
+    if estimate.weights_bytes >= estimate.data_bytes:
+        raise LMError("this run would need about {need} of memory, over the training budget of {budget} ({env}); "
+                      "most of it is weights and optimizer state (try a smaller size)", **fields)
+    raise LMError("this run would need about {need} of memory, over the training budget of {budget} ({env}); "
+                  "most of it is the training text (use fewer characters or a lower order)", **fields)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -24,8 +24,8 @@ def smoothing_bars(comparison: Mapping[str, Sequence[tuple[int, str, float]]],
     top = 0.0
     for i, name in enumerate(names):
         rows = list(comparison[name])
-        labels = token_labels([s for _, s, _ in rows], 16)
-        probs = [p for _, _, p in rows]
+        labels = token_labels([row[1] for row in rows], 16)
+        probs = [row[2] for row in rows]
         top = max([top, *probs])
         fig.add_trace(go.Bar(x=probs, y=labels, orientation="h", name=titles[i], showlegend=False,
                              marker_color=PASTELS[i % len(PASTELS)], marker_line=dict(color="#495057", width=1),
