@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from lm.i18n import N_  # job records keep the English line; the Train page translates it
 from lm.data.corpus import Corpus, CorpusSplit, load_corpus
 from lm.data.tokenizer import Tokenizer, make_tokenizer
 from lm.errors import LMError
@@ -71,7 +72,7 @@ def load_data(settings, plan, device: torch.device, saved: dict[str, Any] | None
     else:
         event("setup", message=f"building the {s.tokenizer} tokenizer")
         tokenizer = make_tokenizer(s.tokenizer, corpus.text, split.train.text, s.vocab_size)
-    event("setup", message="tokenizing")
+    event("setup", message=N_("tokenizing"))
     train_ids = tokenizer.encode(split.train.text)
     valid_ids = tokenizer.encode(split.valid.text)
     T = plan.context

@@ -40,6 +40,7 @@ from typing import Any
 
 import torch
 
+from lm.i18n import N_  # job records keep the English line; the Train page translates it
 from lm.errors import LMError
 from lm.models import FAMILIES, build_model, family_classes
 from lm.run.metrics import held_out_metrics
@@ -235,7 +236,7 @@ class _Run:
         best.eval()
         best.requires_grad_(False)
         if final:
-            self._event("eval", message="scoring the held-out text")
+            self._event("eval", message=N_("scoring the held-out text"))
             metrics = held_out_metrics(best.to(self.device), self.tokenizer, self.split.valid.text,
                                        max_chars=self.s.score_chars)
             metrics.update(score_test_split(best, self.tokenizer, self.split, self.s.score_chars))  # once, here
@@ -324,7 +325,7 @@ class _Run:
             self._event("setup", message=f"resumed at step {self.step}")
         elif self.dist.main and self.s.sample_tokens:  # step 0: what the untrained (or base) model writes
             self._clock()
-            self._event("eval", message="sample at step 0", sample=self._sample())
+            self._event("eval", message=N_("sample at step 0"), sample=self._sample())
         windows = len(self.full_starts) if self.full_starts is not None else self.plan.batch_size
         tokens_per_step = windows * self.plan.context * self.dist.world_size
         window_t0, window_tokens = time.perf_counter(), 0
@@ -406,7 +407,7 @@ class _Run:
             import torch.distributed as dist
 
             dist.barrier()
-        self._event("done", message=f"saved {plan.directory}" if self.step > 0 else "stopped before training")
+        self._event("done", message=f"saved {plan.directory}" if self.step > 0 else N_("stopped before training"))
         best_model = self.best_model if self.best_model is not None else self.model.cpu().eval()
         return TrainResult(plan.name, plan.directory if self.step > 0 and self.dist.main else None, best_model,
                            self.tokenizer, self.meta, self.step, self._elapsed(), stopped, self.history)

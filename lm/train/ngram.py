@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 
+from lm.i18n import N_  # job records keep the English line; the Train page translates it
 from lm.run.metrics import held_out_metrics
 from lm.store.checkpoint import save_checkpoint
 from lm.store.recipe import count_ngram
@@ -15,7 +16,7 @@ from lm.train.settings import Callback, TrainEvent, TrainResult, TrainSettings, 
 
 def train_ngram(settings: TrainSettings, plan: _Plan, callback: Callback | None) -> TrainResult:
     started = time.perf_counter()
-    emit(callback, TrainEvent(0, 1, None, None, 0.0, 0.0, 0.0, "setup", message="counting n-grams"))
+    emit(callback, TrainEvent(0, 1, None, None, 0.0, 0.0, 0.0, "setup", message=N_("counting n-grams")))
     recipe = {"corpus": settings.corpus, "tokenizer": settings.tokenizer, "vocab_size": settings.vocab_size,
               "order": plan.model_args["order"], "smoothing": plan.model_args["smoothing"],
               "max_chars": settings.max_chars, "test_every": settings.test_every or None}
