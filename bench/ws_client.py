@@ -17,8 +17,8 @@ runtime/app_session.py, runtime/pages_manager.py, elements/widgets/*.py, the fro
   never answers with `ref_hash` references (it only makes them for hashes the client listed).
 - A run sends new_session, session_status_changed, deltas (new_element / add_block at metadata.delta_path;
   new_transient for spinners), page_info_changed (the app's query string: sent back on later reruns, like
-  the URL) and script_finished. FINISHED_EARLY_FOR_RERUN means another run follows (st.rerun(); this app's
-  ui/__init__.py reruns the first request after a server start): an action ends at any other status.
+  the URL) and script_finished. FINISHED_EARLY_FOR_RERUN means another run follows (st.rerun()): an action
+  ends at any other status.
 - Widget ids are "$$ID-<hash>-<user key>" ("None" when unkeyed). Each rerun carries the states of all live
   widgets, like the frontend's WidgetStateManager: a widget's first state is its proto's default (set on
   mount), replaced by the proto's value when set_value is true (the script assigned st.session_state); a
@@ -27,7 +27,9 @@ runtime/app_session.py, runtime/pages_manager.py, elements/widgets/*.py, the fro
   multiselect string_array_value of option labels; selectbox and radio string_value (the label);
   number_input int_value (INT) or double_value; text string_value; checkbox and toggle bool_value.
 - Fragments: a delta's fragment_id names the @st.fragment that drew it; changing a widget in it sends that
-  fragment_id and only the fragment reruns (FINISHED_FRAGMENT_RUN_SUCCESSFULLY). run_every arrives as
+  fragment_id and only the fragment reruns (FINISHED_FRAGMENT_RUN_SUCCESSFULLY). A fragment may draw into a
+  container made outside it (the Playground's Generate button sits in the page's button row): Streamlit wraps
+  those elements in a transparent block, re-sent with each fragment run, and the widget still carries the id. run_every arrives as
   auto_rerun messages, kept in `auto_reruns` and cleared when a full run starts (as the frontend does); its
   timer is not emulated: call `rerun(fragment_id, auto=True)` to poll like a tab would.
 Not emulated (this app needs none): forms, file uploads, chat input, plotly/dataframe selections.

@@ -11,8 +11,10 @@ import http.cookiejar
 import os
 import shutil
 import sys
+import urllib.error
 import urllib.request
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
@@ -21,25 +23,39 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
+def server(tmp_path_factory):
+    """(proxy URL, replica processes, what start() asked `warm` and what it answered)."""
     if shutil.which("haproxy") is None:
         message = "haproxy is not installed (apt-get install haproxy)"
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(f"the multi-core server test cannot run in CI: {message}")
         pytest.skip(message)
-    from lm.app.serve import free_port, start, stop
+    from lm.app import serve
 
     home = tmp_path_factory.mktemp("serve-home")
     previous = {k: os.environ.get(k) for k in ("LM_PLAYGROUND_HOME", "LM_WARMUP")}
     os.environ.update(LM_PLAYGROUND_HOME=str(home), LM_WARMUP="0")
-    port = free_port()
-    procs = start(2, port, tmp_path_factory.mktemp("serve-logs"), bind="127.0.0.1")
+    port = serve.free_port()
+    warmed = []
+
+    def recording_warm(ports, *args, **kwargs):
+        warmed.append((list(ports), serve_warm(ports, *args, **kwargs)))
+        return warmed[-1][1]
+
+    serve_warm = serve.warm
+    with mock.patch.object(serve, "warm", recording_warm):
+        procs = serve.start(2, port, tmp_path_factory.mktemp("serve-logs"), bind="127.0.0.1")
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}", procs[:-1], warmed
     finally:
-        stop(procs)
+        serve.stop(procs)
         for key, value in previous.items():
             os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
+
+
+@pytest.fixture(scope="module")
+def served(server):
+    return server[0]
 
 
 def _replica(opener, url: str) -> str:
@@ -69,3 +85,17 @@ def test_a_page_runs_through_the_proxy_over_the_websocket(served):
     result = asyncio.run(visit())
     assert result.ok, (result.status, result.exceptions, result.errors)
     assert result.markdown and not result.exceptions  # the Home page drew its text, through the proxy
+
+
+def test_every_replica_runs_the_app_once_at_start_and_the_proxy_refuses_that_endpoint(server):
+    from lm.app.serve import SCRIPT_RUN_PATH, free_port, warm
+
+    url, replicas, warmed = server
+    ports = [int(p.args[p.args.index("--server.port") + 1]) for p in replicas]
+    assert warmed == [(ports, [])]  # start() ran app.py in each replica (which starts its warm-up) and each ran clean
+    (problem,) = warm([free_port()], timeout=5)  # nothing listening: one line, not an exception
+    assert "no script run at start" in problem
+    for path in (SCRIPT_RUN_PATH, SCRIPT_RUN_PATH.replace("-", "%2D"), SCRIPT_RUN_PATH.upper()):
+        with pytest.raises(urllib.error.HTTPError) as refused:  # students cannot make a replica run app.py
+            urllib.request.urlopen(f"{url}{path}", timeout=10)
+        assert refused.value.code == 403, path

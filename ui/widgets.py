@@ -244,9 +244,12 @@ def token_table(piece: str, rank: int, prob: float, top: Sequence[tuple[str, flo
         written = next((i for i, (p, _q) in enumerate(top) if p == piece), None)
     st.caption(md_literal(where + _("'{piece}': rank {rank:,}, p = {prob:.2%}. What the model expected there:")
                           .format(piece=visible(piece, None), rank=rank, prob=prob)))
-    rows = [{_("rank"): i + 1, _("token"): visible(p, None), _("probability"): f"{q:.2%}",
-             "": _("◀ the text has this one") if i == written else ""} for i, (p, q) in enumerate(top)]
-    st.dataframe(rows, hide_index=True, width="content")
+    import pyarrow  # (a Streamlit dependency) only the pages that show a token table load it: see rank_bins_for
+
+    columns = {_("rank"): list(range(1, len(top) + 1)), _("token"): [visible(p, None) for p, _q in top],
+               _("probability"): [f"{q:.2%}" for _p, q in top],
+               "": [_("◀ the text has this one") if i == written else "" for i in range(len(top))]}
+    st.dataframe(pyarrow.table(columns), hide_index=True, width="content")  # an Arrow table: no pandas step per run
 
 
 # -- downloads -----------------------------------------------------------------------------------------

@@ -66,13 +66,18 @@ def step_mode(loaded, prompt: str, settings) -> None:
 
 
 # -- generating -----------------------------------------------------------------------------------------
-def sample_box(index: int, count: int):
-    """Where one sample is drawn: a bordered, numbered box when there are several."""
-    if count == 1:
-        return st.empty()
-    box = st.container(border=True)
-    box.caption(_("Sample {number}").format(number=index + 1))
-    return box.empty()
+def sample_box(index: int, count: int, placeholder: bool = True):
+    """Where one sample is drawn: a bordered, numbered box when there are several; in it a slot to redraw while
+    streaming (`placeholder`), else the place itself, for a text drawn once (no empty slot sent first)."""
+    box = st
+    if count > 1:
+        box = st.container(border=True)
+        box.caption(_("Sample {number}").format(number=index + 1))
+    return box.empty() if placeholder else box
+
+
+def sample_boxes(count: int, placeholder: bool = True) -> list:
+    return [sample_box(i, count, placeholder) for i in range(count)]
 
 
 def pinned(result: dict) -> tuple[int, int | None]:
@@ -91,15 +96,17 @@ def draw_samples(slots, result: dict) -> None:
 def run_generation(loaded, prompt: str, settings, key) -> bool:
     """Stream the samples into placeholders, then keep the result in the session for later reruns.
 
-    Redraws are throttled (`Throttle`: every 0.25 s at most) and leave out the tooltips and all but the end of
-    the prompt, so a long prompt or many samples cost the same per redraw as a short one.
+    Redraws are throttled (`Throttle`: every 0.25 s at most, the first one 0.25 s in, so a generation faster than
+    that is sent once, finished) and leave out the tooltips and all but the end of the prompt, so a long prompt or
+    many samples cost the same per redraw as a short one.
     """
-    slots = [sample_box(i, settings.samples) for i in range(settings.samples)]
-    throttle = Throttle()
+    slots: list = []  # made at the first redraw, or at the end: until then nothing is sent
+    throttle = Throttle(wait_first=True)
     bins = rank_bins_for(loaded.tokenizer)
 
     def draw(token, tokens) -> None:
         if throttle.due(final=False):
+            slots[:] = slots or sample_boxes(settings.samples)
             for i, slot in enumerate(slots):
                 slot.markdown(gltr_html(prompt, tokens[i], bins, details=False), unsafe_allow_html=True)
 
@@ -112,7 +119,7 @@ def run_generation(loaded, prompt: str, settings, key) -> bool:
     result = {"model": loaded.name, "prompt": prompt, "tokens": done.tokens, "seconds": done.seconds, "key": key,
               "bins": bins, "vocab": loaded.tokenizer.vocab_size}  # kept: the model may be gone at the next rerun
     st.session_state["pg_result"] = result
-    draw_samples(slots, result)
+    draw_samples(slots or sample_boxes(settings.samples, placeholder=False), result)
     if done.timed_out:
         st.warning(_("Stopped after {seconds:.0f} s, this server's limit for one request (LM_REQUEST_SECONDS).").format(
             seconds=done.seconds))
@@ -121,7 +128,7 @@ def run_generation(loaded, prompt: str, settings, key) -> bool:
 
 def show_result(result: dict, fresh: bool, key) -> None:
     if not fresh:
-        draw_samples([sample_box(i, len(result["tokens"])) for i in range(len(result["tokens"]))], result)
+        draw_samples(sample_boxes(len(result["tokens"]), placeholder=False), result)
     if result.get("key") != key:
         st.info(_("Settings changed since this text was written: press **Generate** to see what they do."),
                 icon=":material/update:")
@@ -143,6 +150,30 @@ def show_result(result: dict, fresh: bool, key) -> None:
                         where=_("Token {number} of {count}, ").format(number=index + 1, count=len(tokens)))
     texts = ["".join(t.text for t in tokens) for tokens in result["tokens"]]
     download_buttons(texts, result["tokens"], key="pg_download")
+
+
+def generate_button(slot) -> bool:
+    """The Generate button in its place in the row (None: a mode without one); True when pressed."""
+    return slot is not None and slot.button(_("Generate"), key="generate", type="primary", width=160)
+
+
+@st.fragment
+def generate_view(button_slot, name: str, prompt: str, settings, key) -> None:
+    """The Generate button and what it wrote, as one fragment: pressing Generate (or pinning a token) reruns this
+    function only, with the model, prompt and settings of the page's last full run (checked there), instead of
+    the whole page (sidebar, pickers, model list, URL): on a class server the page script was a third of a
+    Generate's cost. Any other widget still reruns the page, which calls this again with its new values. The
+    model is passed by name, so a session left open keeps no model alive that the cache has let go."""
+    clicked = generate_button(button_slot)
+    if clicked:
+        loaded = get_model(name)
+        if loaded is None or not run_generation(loaded, prompt, settings, key):
+            return
+    result = st.session_state.get("pg_result")
+    if result:
+        show_result(result, fresh=clicked, key=key)
+    else:
+        st.info(_("Press **Generate** to let the model write."))
 
 
 # -- colouring any text ---------------------------------------------------------------------------------
@@ -214,9 +245,8 @@ def main() -> None:
         st.text_area(_("Prompt"), key="prompt", height=110, max_chars=PAGE_PROMPT_CHARS,
                      placeholder=_("Empty: start from a new line"))
     row = st.container(horizontal=True, vertical_alignment="center", gap="medium")  # each as wide as its label
-    clicked = False
-    if not st.session_state["step_mode"] and not colouring:  # the other modes need no Generate button
-        clicked = row.button(_("Generate"), key="generate", type="primary", width=160)
+    # The Generate button's place, first in the row: `generate_view` draws it (the other modes need none).
+    button_slot = row.empty() if not st.session_state["step_mode"] and not colouring else None
     row.toggle(_("Step mode"), key="step_mode", on_change=only_one, args=("step_mode",),
                help=_("See the next-token distribution before and after each knob."))
     row.toggle(_("Colour any text"), key="colour_mode", on_change=only_one, args=("colour_mode",),
@@ -224,12 +254,14 @@ def main() -> None:
     write_query(["model", "prompt", "step_mode", "colour_mode", *SAMPLING_KEYS, *(["pg_text"] if colouring else [])])
     loaded = get_model(st.session_state["model"])
     if loaded is None or settings is None:
+        generate_button(button_slot)
         return
     prompt = st.session_state["pg_text" if colouring else "prompt"]
     try:
         check_request(prompt, settings.max_new_tokens, settings.samples)
         replaced = encode_prompt(loaded.tokenizer, prompt).replaced
     except LMError as exc:
+        generate_button(button_slot)
         show_error(exc)
         return
     if replaced:
@@ -241,14 +273,7 @@ def main() -> None:
     if st.session_state["step_mode"]:
         step_mode(loaded, prompt, settings)
         return
-    key = (loaded.name, prompt, settings)
-    if clicked and not run_generation(loaded, prompt, settings, key):
-        return
-    result = st.session_state.get("pg_result")
-    if result:
-        show_result(result, fresh=clicked, key=key)
-    else:
-        st.info(_("Press **Generate** to let the model write."))
+    generate_view(button_slot, loaded.name, prompt, settings, (loaded.name, prompt, settings))
 
 
 main()

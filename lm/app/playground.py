@@ -65,19 +65,25 @@ def check_request(prompt: str, max_new_tokens: int = 0, samples: int = 1, models
     if not isinstance(prompt, str):
         raise LMError("the prompt must be text")
     if len(prompt) > limit:
-        raise LMError(f"the text has {len(prompt):,} characters; the limit on this page is {limit:,}")
+        raise LMError("the text has {chars:,} characters; the limit on this page is {limit:,}", chars=len(prompt),
+                      limit=limit)
     work = int(max_new_tokens) * int(samples) * int(models)
     if work > MAX_REQUEST_TOKENS:
-        raise LMError(f"{max_new_tokens:,} tokens x {samples} samples x {models} models is {work:,} tokens; "
-                      f"the limit is {MAX_REQUEST_TOKENS:,} per click")
+        raise LMError("{tokens:,} tokens x {samples} samples x {models} models is {work:,} tokens; the limit is "
+                      "{limit:,} per click", tokens=max_new_tokens, samples=samples, models=models, work=work,
+                      limit=MAX_REQUEST_TOKENS)
 
 
 class Throttle:
-    """Says when a streaming view should redraw: at most every `seconds`, and always on the last token."""
+    """Says when a streaming view should redraw: at most every `seconds`, and always on the last token.
 
-    def __init__(self, seconds: float = REDRAW_SECONDS, clock=time.perf_counter):
+    With `wait_first` the first redraw also waits `seconds` (from the throttle's creation) rather than coming at
+    the first token: a generation that ends sooner is drawn once, finished, instead of once per first token.
+    """
+
+    def __init__(self, seconds: float = REDRAW_SECONDS, clock=time.perf_counter, wait_first: bool = False):
         self.seconds, self.clock = seconds, clock
-        self.last = -math.inf
+        self.last = clock() if wait_first else -math.inf
         self.draws = 0
 
     def due(self, final: bool = False) -> bool:

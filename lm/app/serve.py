@@ -7,6 +7,11 @@ process uses one core however many students press Generate. This starts N replic
 of that browser, the websocket included, reaches the same replica (a session's state lives in one process).
 Each response names its replica in an `X-LM-Replica` header (for the tests and the curious).
 
+Every replica is warmed at start, before the proxy lets anyone in: `warm` runs app.py once in each (Streamlit's
+script health check, a bare script run with no browser, reachable on the replica's loopback port only; the proxy
+refuses it), and that run starts the replica's background warm-up (lm/app/warmup.py). Without it a replica began
+warming at its first student's click, so the first clicks of a class met a cold replica.
+
 A teacher's laptop needs none of this: `streamlit run app.py` (the README) is the whole set-up. Trainings are
 capped per replica (`LM_MAX_TRAININGS`, default 1 each).
 """
@@ -23,10 +28,15 @@ import sys
 import tempfile
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-STREAMLIT_FLAGS = ["--server.headless", "true", "--server.fileWatcherType", "none", "--server.address", "127.0.0.1"]
+# scriptHealthCheckEnabled: the endpoint `warm` calls (a hidden Streamlit option, in Streamlit since 0.8x)
+STREAMLIT_FLAGS = ["--server.headless", "true", "--server.fileWatcherType", "none", "--server.address", "127.0.0.1",
+                   "--server.scriptHealthCheckEnabled", "true"]
+SCRIPT_RUN_PATH = "/_stcore/script-health-check"  # runs app.py once, without a browser; 200 "ok" when it ran clean
+WARM_TIMEOUT = 120.0  # seconds for one replica's first script run (it imports torch, Plotly, the pages' modules)
 
 
 def free_port() -> int:
@@ -47,6 +57,7 @@ defaults
     timeout tunnel 1h
 frontend class
     bind {bind}:{port}
+    http-request deny if {{ path,url_dec -m sub -i {SCRIPT_RUN_PATH.rsplit("/", 1)[-1]} }}
     default_backend replicas
 backend replicas
     balance roundrobin
@@ -71,8 +82,29 @@ def wait_healthy(url: str, timeout: float = 120.0, procs: list[subprocess.Popen]
     raise SystemExit(f"error: {url} did not become healthy within {timeout:.0f} s")
 
 
+def replica_log(log_dir: Path, index: int) -> Path:
+    """Where replica `index` writes its server log."""
+    return log_dir / f"replica-{index}.log"
+
+
+def warm(ports: list[int], timeout: float = WARM_TIMEOUT) -> list[str]:
+    """Run app.py once in every replica at once, so each starts its background warm-up now; the problems, one line
+    per replica that could not (such a replica still warms at its first request)."""
+
+    def run_once(backend: int) -> str | None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{backend}{SCRIPT_RUN_PATH}", timeout=timeout) as response:
+                body = response.read().decode("utf-8", "replace").strip()
+                return None if body == "ok" else f"port {backend}: the first script run said {body!r}"
+        except OSError as exc:  # 404: a Streamlit without the endpoint; 503: the run failed; or a timeout
+            return f"port {backend}: no script run at start ({exc})"
+
+    with ThreadPoolExecutor(max_workers=max(1, len(ports))) as pool:
+        return [problem for problem in pool.map(run_once, ports) if problem]
+
+
 def start(replicas: int, port: int, log_dir: Path, bind: str = "0.0.0.0") -> list[subprocess.Popen]:
-    """Start the replicas and the proxy; returns every process (the proxy last)."""
+    """Start the replicas, warm each (`warm`), then the proxy; returns every process (the proxy last)."""
     haproxy = shutil.which("haproxy")
     if haproxy is None:
         raise SystemExit("error: haproxy is not installed (Debian/Ubuntu: apt-get install haproxy); "
@@ -82,7 +114,7 @@ def start(replicas: int, port: int, log_dir: Path, bind: str = "0.0.0.0") -> lis
     procs, ports = [], []
     for i in range(replicas):
         backend = free_port()
-        log = open(log_dir / f"replica-{i}.log", "ab")  # noqa: SIM115  the process keeps it open
+        log = open(replica_log(log_dir, i), "ab")  # noqa: SIM115  the process keeps it open
         procs.append(subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
                                        "--server.port", str(backend), *STREAMLIT_FLAGS],
                                       cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
@@ -90,6 +122,8 @@ def start(replicas: int, port: int, log_dir: Path, bind: str = "0.0.0.0") -> lis
         ports.append(backend)
     for backend in ports:
         wait_healthy(f"http://127.0.0.1:{backend}", procs=procs)
+    for problem in warm(ports):
+        print(f"warning: {problem}; that replica warms at its first request instead", file=sys.stderr, flush=True)
     config = log_dir / "haproxy.cfg"
     config.write_text(haproxy_config(port, ports, bind), encoding="utf-8")
     proxy_log = open(log_dir / "haproxy.log", "ab")  # noqa: SIM115

@@ -12,6 +12,7 @@ collection on a timer so memory held in reference cycles is returned even when a
 from __future__ import annotations
 
 import gc
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -26,6 +27,10 @@ from lm.store.registry import list_models
 WARM_PROMPT = "\n"  # every built-in corpus has line starts
 WARM_TOKENS = 8
 FULL_COLLECT_SECONDS = 60.0
+WARM_DONE = "warm-up done"  # starts the server-log line that says so (bench/bench_burst.py waits for it)
+
+_log = logging.getLogger(__name__)
+_log.setLevel(logging.INFO)  # one line per process reaches the server log, whose "lm" handler shows warnings only
 
 
 def warm_models(load: Callable[[str], Any], names: Iterable[str] | None = None) -> dict[str, float]:
@@ -79,9 +84,12 @@ def start_background_warmup(load: Callable[[str], Any], names: Iterable[str] | N
     _started.set()
 
     def run() -> None:
+        started = time.perf_counter()
         timings = warm_models(load, names)
         freeze_heap()
         collect_every()
+        _log.info("%s: %d models in %.1f s, start-up heap frozen", WARM_DONE, len(timings),
+                  time.perf_counter() - started)
         if on_done is not None:
             on_done(timings)
 
