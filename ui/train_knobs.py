@@ -155,8 +155,8 @@ def _widget(knob: Knob, default: Any) -> None:
         st.number_input(label, min_value=0, step=1, key=k, help=help_text,
                         placeholder=_placeholder(default), disabled=knob.kind == "batch" and st.session_state[FULL_KEY])
         if knob.kind == "batch":
-            st.checkbox(_("Full batch: batch gradient descent (every window of the text in every step)"),
-                        key=FULL_KEY)
+            st.checkbox(_("Full batch"), key=FULL_KEY,
+                        help=_("Batch gradient descent: every window of the text in every step"))
 
 
 def knob_panels(variant: str, settings: TrainSettings | None, fine_tuning: bool) -> None:
