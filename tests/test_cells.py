@@ -47,8 +47,7 @@ def test_the_memory_page_puts_the_zoo_s_three_cells_side_by_side(monkeypatch, tm
     at.run()
     at.switch_page("views/rnn.py").run()
     assert not at.exception, at.exception
-    (table,) = [d.value for d in at.dataframe if d.key == "rnn_cells"] if hasattr(at.dataframe[0], "key") else \
-        [d.value for d in at.dataframe if "cell" in d.value.columns]
+    (table,) = [d.value for d in at.dataframe if "cell" in d.value.columns]
     assert sorted(table["cell"]) == ["Elman RNN", "GRU", "LSTM"]
     lstm = table[table["cell"] == "LSTM"].iloc[0]
     elman = table[table["cell"] == "Elman RNN"].iloc[0]
