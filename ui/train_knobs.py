@@ -25,7 +25,6 @@ PANELS = (("model shape", N_("Model shape")), ("optimisation", N_("Optimisation"
           ("watching", N_("Samples and test split")), ("fine-tuning", N_("Fine-tuning")))
 DATA_KNOBS_IN_WATCHING = {"test_every"}  # a data knob shown beside the samples: both say how a run is checked
 NGRAM_OPTIMISATION: set[str] = set()  # a counted model has nothing to optimise (its split and counts are fixed)
-KNOB_BY_NAME = {knob.name: knob for knob in KNOBS}
 FULL_KEY = "tr_k_full_batch"
 FLOAT_STEPS = {"lr": 0.0001, "momentum": 0.05, "weight_decay": 0.01, "dropout": 0.05, "grad_clip": 0.1}
 _DEFAULTS = TrainSettings()

@@ -190,7 +190,9 @@ def samples_timeline(rec: dict, key: str) -> None:
 
 
 def spec_gradient(rec: dict) -> bool:
-    return str(rec["settings"].get("family", "")) != "ngram"
+    """Whether the run's family learns by gradient steps (and so writes samples as it goes)."""
+    family = str(rec["settings"].get("family", ""))
+    return family in VARIANTS and spec_for_variant(family).gradient
 
 
 def adaptation(rec: dict) -> None:

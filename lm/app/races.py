@@ -30,7 +30,7 @@ RACE_EXAMPLES = {"optimizer": "sgd, adam", "lr": "0.0003, 0.003, 0.03", "momentu
                  "batch_size": "4, 32, full", "preset": "tiny, small", "width": "64, 256", "layers": "1, 3",
                  "context": "16, 128", "dropout": "0, 0.3", "tokenizer": "char, bpe", "family": "rnn, gru, lstm",
                  "weight_decay": "0, 0.1", "warmup": "0, 200"}
-_KIND = {knob.name: knob for knob in KNOBS}
+_KNOBS = {knob.name: knob for knob in KNOBS}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,7 +57,7 @@ def parse_race_values(setting: str, text: str) -> list[Any]:
     """A race's values as typed on the page ("sgd, adam", "0.001, 0.01", "8, full"): comma-separated, each
     read as the setting's kind (lm.train.knobs); a value that is not of that kind is a one-line LMError."""
     _check_setting(setting)
-    knob = _KIND[setting]
+    knob = _KNOBS[setting]
     read = {"int": int, "float": float, "batch": parse_batch}.get(knob.kind, str)
     values = []
     for item in (part.strip() for part in str(text).split(",")):
